@@ -1,0 +1,22 @@
+//! # radlab-store
+//!
+//! The only crate that talks to the catalog database and the blob store.
+//!
+//! - [`Catalog`]: patient / study / series / instance rows, the quarantine list and import
+//!   runs, in SQLite (embedded, the default) or PostgreSQL, with the same migrations.
+//! - [`BlobStore`]: original objects keyed by content hash, in a local folder by default
+//!   (behind `object_store`, so S3-compatible stores fit).
+//! - [`import`]: `radlab import` — discovery of folders and zip files, parallel reading and
+//!   decoding, de-duplication by content and SOP Instance UID, the quarantine list.
+
+mod blobs;
+mod catalog;
+mod error;
+pub mod import;
+
+pub use blobs::BlobStore;
+pub use catalog::{
+    Backend, Catalog, CatalogCounts, InsertOutcome, InstanceRow, NewInstance, QuarantineEntry,
+};
+pub use error::{Result, StoreError};
+pub use import::{ImportOptions, ImportProgress, ImportSummary, NoProgress, import_paths};

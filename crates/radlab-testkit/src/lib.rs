@@ -1,0 +1,179 @@
+//! Test helpers shared by radlab's crates (dev-dependency only).
+//!
+//! - [`corpus`]: the shared test corpus (`../shared/data` beside the repository, or
+//!   `RADLAB_CORPUS`) and its `manifest.csv`. Tests that need it call [`corpus`] and return
+//!   early, printing a loud SKIPPED line, when it is absent.
+//! - [`reference_python`]: the Python of the virtualenv with the reference decoders
+//!   (pydicom, pylibjpeg, numpy), made by `scripts/test`, or `RADLAB_REF_PYTHON`.
+//! - [`has_tool`]: whether a reference command-line tool (dcmtk) is on PATH.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("crates/radlab-testkit sits two levels below the root")
+        .to_path_buf()
+}
+
+/// Print a skip notice that stands out in test output.
+pub fn skip(test: &str, why: &str) {
+    eprintln!("\n*** SKIPPED {test}: {why} ***\n");
+}
+
+/// One row of the corpus manifest.
+#[derive(Debug, Clone)]
+pub struct ManifestRow {
+    pub path: String,
+    pub expected: String,
+    pub decode_pydicom: String,
+    pub transfer_syntax: String,
+    pub photometric: String,
+    pub license: String,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The shared corpus.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    pub root: PathBuf,
+    pub manifest: Vec<ManifestRow>,
+}
+
+impl Corpus {
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Manifest rows of DICOM files (`dicom/...`).
+    pub fn dicom_rows(&self) -> Vec<&ManifestRow> {
+        self.manifest
+            .iter()
+            .filter(|r| r.path.starts_with("dicom/"))
+            .collect()
+    }
+
+    pub fn row(&self, relative: &str) -> Option<&ManifestRow> {
+        self.manifest.iter().find(|r| r.path == relative)
+    }
+}
+
+/// The corpus, or `None` (after a loud skip notice naming `test`) when it is absent.
+pub fn corpus(test: &str) -> Option<Corpus> {
+    let root = std::env::var_os("RADLAB_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/data"));
+    let manifest_path = root.join("manifest.csv");
+    if !manifest_path.is_file() {
+        skip(
+            test,
+            &format!(
+                "the shared corpus is absent ({} not found; set RADLAB_CORPUS)",
+                manifest_path.display()
+            ),
+        );
+        return None;
+    }
+    let mut reader = csv::Reader::from_path(&manifest_path).expect("readable manifest.csv");
+    let headers = reader.headers().expect("manifest header").clone();
+    let manifest = reader
+        .records()
+        .map(|r| {
+            let r = r.expect("manifest row");
+            let fields: BTreeMap<String, String> = headers
+                .iter()
+                .zip(r.iter())
+                .map(|(h, v)| (h.to_string(), v.to_string()))
+                .collect();
+            let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+            ManifestRow {
+                path: get("path"),
+                expected: get("expected"),
+                decode_pydicom: get("decode_pydicom"),
+                transfer_syntax: get("transfer_syntax"),
+                photometric: get("photometric"),
+                license: get("license"),
+                fields,
+            }
+        })
+        .collect();
+    Some(Corpus { root, manifest })
+}
+
+/// The reference Python (with pydicom, pylibjpeg, numpy), or `None` after a skip notice.
+pub fn reference_python(test: &str) -> Option<PathBuf> {
+    let candidate = std::env::var_os("RADLAB_REF_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    let ok = Command::new(&candidate)
+        .args(["-c", "import pydicom, numpy, pylibjpeg"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        skip(
+            test,
+            &format!(
+                "no reference Python with pydicom/pylibjpeg at {} (run scripts/test, or set \
+                 RADLAB_REF_PYTHON)",
+                candidate.display()
+            ),
+        );
+        return None;
+    }
+    Some(candidate)
+}
+
+/// Whether `tool` runs (e.g. `dcmj2pnm`); prints a skip notice naming `test` when not.
+pub fn has_tool(test: &str, tool: &str) -> bool {
+    let ok = Command::new(tool)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success() || !o.stdout.is_empty())
+        .unwrap_or(false);
+    if !ok {
+        skip(
+            test,
+            &format!("{tool} is not installed (apt-get install dcmtk)"),
+        );
+    }
+    ok
+}
+
+/// Reference decode of `files` by `tests/reference/decode_reference.py`: per file, the
+/// samples of all frames (or the reference's error) and its description.
+pub struct ReferenceDecode {
+    pub info: serde_json::Value,
+    pub samples: Option<Vec<i64>>,
+}
+
+pub fn reference_decode(python: &Path, files: &[PathBuf]) -> Vec<ReferenceDecode> {
+    let out = tempfile::tempdir().expect("temp dir");
+    let status = Command::new(python)
+        .arg(repo_root().join("tests/reference/decode_reference.py"))
+        .arg(out.path())
+        .args(files)
+        .status()
+        .expect("run the reference decoder");
+    assert!(status.success(), "the reference decoder script failed");
+    (0..files.len())
+        .map(|i| {
+            let info: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(out.path().join(format!("{i}.json"))).expect("reference json"),
+            )
+            .expect("valid json");
+            let samples = std::fs::read(out.path().join(format!("{i}.bin")))
+                .ok()
+                .map(|b| {
+                    b.chunks_exact(8)
+                        .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                        .collect()
+                });
+            ReferenceDecode { info, samples }
+        })
+        .collect()
+}

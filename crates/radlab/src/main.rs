@@ -1,0 +1,93 @@
+//! `radlab`: the command-line front of the radlab crates. It parses arguments, calls a
+//! library, and prints; the work lives in the libraries.
+
+mod cmd_import;
+mod cmd_render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Build radiologist-annotated medical imaging datasets and score models on them.
+#[derive(Parser, Debug)]
+#[command(name = "radlab", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Folder for the default catalog (catalog.db) and blob store (blobs/).
+    #[arg(
+        long,
+        global = true,
+        env = "RADLAB_DATA",
+        default_value = "radlab-data"
+    )]
+    data_dir: PathBuf,
+    /// Catalog database: sqlite://PATH (default: DATA_DIR/catalog.db) or postgres://...
+    #[arg(long, global = true, env = "RADLAB_DB")]
+    db: Option<String>,
+    /// Blob store folder (default: DATA_DIR/blobs).
+    #[arg(long, global = true, env = "RADLAB_STORE")]
+    store: Option<PathBuf>,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Import DICOM files, folders and zip archives (and PNG/JPEG pictures) into the catalog.
+    Import(cmd_import::ImportArgs),
+    /// List what the catalog holds (instances, or the quarantine list).
+    Ls(cmd_import::LsArgs),
+    /// Render one frame of a DICOM file to PNG or WebP.
+    Render(cmd_render::RenderArgs),
+    /// Print the metadata radlab reads from a DICOM file, as JSON.
+    Info(cmd_render::InfoArgs),
+    /// Load the demo set shipped with radlab into the catalog and render thumbnails of it.
+    Demo(cmd_import::DemoArgs),
+}
+
+impl Cli {
+    pub fn db_url(&self) -> String {
+        self.db
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("catalog.db").display()))
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.store
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.verbose {
+        0 => "warn,jpeg2k=off",
+        1 => "info,jpeg2k=warn",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match &cli.command {
+        Command::Import(args) => cmd_import::import(&cli, args),
+        Command::Ls(args) => cmd_import::ls(&cli, args),
+        Command::Render(args) => cmd_render::render(args),
+        Command::Info(args) => cmd_render::info(args),
+        Command::Demo(args) => cmd_import::demo(&cli, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

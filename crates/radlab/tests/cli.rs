@@ -1,0 +1,150 @@
+//! The `radlab` binary, driven as a user would.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use radlab_testkit::corpus;
+
+fn radlab(args: &[&str], data: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_radlab"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("RADLAB_DB")
+        .env_remove("RADLAB_STORE")
+        .output()
+        .expect("run radlab")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let tmp = tempfile::tempdir().unwrap();
+    for sub in ["import", "ls", "render", "info", "demo"] {
+        let out = radlab(&[sub, "--help"], tmp.path());
+        assert!(out.status.success(), "{sub} --help: {}", text(&out));
+        assert!(text(&out).contains("Usage: radlab"), "{sub}");
+    }
+    let out = radlab(&["--help"], tmp.path());
+    assert!(text(&out).contains("import"));
+}
+
+#[test]
+fn demo_loads_the_shipped_set_and_renders_it_twice_without_duplicates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = radlab(&["demo", "--size", "128"], tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let renders: Vec<_> = std::fs::read_dir(tmp.path().join("renders"))
+        .unwrap()
+        .collect();
+    assert_eq!(renders.len(), 5, "{}", text(&out));
+    for entry in renders {
+        let img = image::open(entry.unwrap().path()).unwrap();
+        assert_eq!(img.width().max(img.height()), 128);
+    }
+    let again = radlab(&["demo"], tmp.path());
+    assert!(text(&again).contains("Nothing new"), "{}", text(&again));
+    let ls = radlab(&["ls", "--json"], tmp.path());
+    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    assert_eq!(v["counts"]["instances"], 5);
+}
+
+#[test]
+fn render_writes_png_and_webp_with_window_and_size() {
+    let Some(corpus) = corpus("render_writes_png_and_webp") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let file = corpus.path("dicom/cxr/nema_wg04_RG1_J2KI_cr_chest_pa_mono1.dcm");
+    let file = file.to_str().unwrap();
+    let png = tmp.path().join("a.png");
+    let out = radlab(
+        &[
+            "render",
+            file,
+            "-o",
+            png.to_str().unwrap(),
+            "--window",
+            "8000,16000",
+            "--size",
+            "256",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let img = image::open(&png).unwrap();
+    assert_eq!((img.width(), img.height()), (241, 256));
+    let webp = tmp.path().join("a.webp");
+    let out = radlab(&["render", file, "-o", webp.to_str().unwrap()], tmp.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let img = image::open(&webp).unwrap();
+    assert_eq!((img.width(), img.height()), (1841, 1955));
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_naming_the_file_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let junk = tmp.path().join("notes.dcm");
+    std::fs::write(&junk, "hello").unwrap();
+    let out = radlab(
+        &["render", junk.to_str().unwrap(), "-o", "x.png"],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let msg = text(&out);
+    assert!(
+        msg.contains("notes.dcm") && msg.contains("not a DICOM file"),
+        "{msg}"
+    );
+    assert!(!msg.contains("panicked"));
+    let out = radlab(
+        &["render", junk.to_str().unwrap(), "-o", "x.gif"],
+        tmp.path(),
+    );
+    assert!(text(&out).contains(".png or .webp"), "{}", text(&out));
+    let out = radlab(
+        &[
+            "render",
+            junk.to_str().unwrap(),
+            "-o",
+            "x.png",
+            "--window",
+            "40",
+        ],
+        tmp.path(),
+    );
+    assert!(text(&out).contains("CENTER,WIDTH"), "{}", text(&out));
+    let out = radlab(&["import", "/no/such/folder"], tmp.path());
+    assert!(text(&out).contains("/no/such/folder: no such file or folder"));
+}
+
+#[test]
+fn import_twice_over_the_corpus_says_the_second_run_added_nothing() {
+    let Some(corpus) = corpus("import_twice_over_the_corpus") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dicom = corpus.path("dicom");
+    let first = radlab(&["import", dicom.to_str().unwrap(), "--json"], tmp.path());
+    assert!(first.status.success(), "{}", text(&first));
+    let summary: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert!(summary["imported"].as_u64().unwrap() >= 30);
+    assert!(summary["quarantined"].as_u64().unwrap() >= 7);
+    let second = radlab(&["import", dicom.to_str().unwrap()], tmp.path());
+    let out = text(&second);
+    assert!(out.contains("Nothing new"), "{out}");
+    assert!(out.contains("imported                 0"), "{out}");
+    let ls = radlab(&["ls", "--quarantine"], tmp.path());
+    assert!(
+        text(&ls).contains("undecodable_pixel_data"),
+        "{}",
+        text(&ls)
+    );
+}

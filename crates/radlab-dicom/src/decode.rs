@@ -206,7 +206,7 @@ impl PixelLayout {
 
 /// Which decoder a transfer syntax uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Codec {
+pub(crate) enum Codec {
     Native,
     /// JPEG baseline / extended (DCT, 8 or 12 bit).
     JpegDct,
@@ -218,7 +218,7 @@ enum Codec {
     Registry(&'static str),
 }
 
-fn codec_of(ts_uid: &str) -> Result<Codec> {
+pub(crate) fn codec_of(ts_uid: &str) -> Result<Codec> {
     Ok(match ts_uid {
         "1.2.840.10008.1.2"
         | "1.2.840.10008.1.2.1"
@@ -345,10 +345,15 @@ pub(crate) fn frame_fragments(
     out
 }
 
+/// Bits one native frame occupies.
+pub(crate) fn native_frame_bits(layout: &PixelLayout) -> usize {
+    layout.frame_samples() * layout.bits_allocated as usize
+}
+
 /// Unpack frame `index` of native Pixel Data.
 fn native_frame(bytes: &[u8], layout: &PixelLayout, index: u32) -> Result<Frame> {
     let n = layout.frame_samples();
-    let frame_bits = n * layout.bits_allocated as usize;
+    let frame_bits = native_frame_bits(layout);
     let needed_bits = frame_bits * (index as usize + 1);
     if bytes.len() * 8 < needed_bits {
         let expected_all = (frame_bits * layout.frames as usize).div_ceil(8);
@@ -435,7 +440,7 @@ fn native_frame(bytes: &[u8], layout: &PixelLayout, index: u32) -> Result<Frame>
 
 /// A frame from samples a codec produced (right-aligned, interleaved, colour already RGB).
 pub(crate) fn frame_from_codec_output(
-    values: impl Iterator<Item = u16>,
+    mut values: Vec<u16>,
     layout: &PixelLayout,
     samples_per_pixel: u16,
 ) -> Frame {
@@ -451,7 +456,17 @@ pub(crate) fn frame_from_codec_output(
         bits_stored: layout.bits_stored,
         signed: layout.signed,
         photometric,
-        samples: extract_16(values, layout, 0),
+        samples: if layout.signed {
+            extract_16(values.into_iter(), layout, 0)
+        } else {
+            // Unsigned: mask in place, so a large frame is not held twice.
+            let bits = layout.bits_stored as u32;
+            if bits < 16 {
+                let mask = (1u16 << bits) - 1;
+                values.iter_mut().for_each(|v| *v &= mask);
+            }
+            Samples::U16(values)
+        },
     }
 }
 

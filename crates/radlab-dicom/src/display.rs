@@ -144,27 +144,14 @@ impl LookupTable {
         let bytes = data_elem
             .to_bytes()
             .map_err(|e| bad(format!("LUT Data: {e}")))?;
-        let data: Vec<u16> = if bits <= 8 && bytes.len() == entries {
-            bytes.iter().map(|b| *b as u16).collect()
-        } else {
-            bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect()
-        };
-        if data.len() < entries {
-            return Err(bad(format!(
-                "LUT Data has {} entries, the descriptor says {entries}",
-                data.len()
-            )));
-        }
+        let data = lut_entries(&bytes, entries, bits).map_err(|e| bad(format!("LUT Data: {e}")))?;
         if !(1..=16).contains(&bits) {
             return Err(bad(format!("{bits} bits per LUT entry (expected 1 to 16)")));
         }
         Ok(LookupTable {
             first_mapped: first,
             bits_per_entry: bits as u16,
-            data: data[..entries].to_vec(),
+            data,
             explanation: item
                 .get(tags::LUT_EXPLANATION)
                 .and_then(|e| e.to_str().ok())
@@ -330,6 +317,26 @@ impl DisplaySettings {
     }
 }
 
+/// The first `entries` values of LUT data: one byte each when the table is 8-bit and stored
+/// as bytes (OB, or US with 8-bit entries packed by some writers), else 16-bit words.
+fn lut_entries(bytes: &[u8], entries: usize, bits: i64) -> std::result::Result<Vec<u16>, String> {
+    let values: Vec<u16> = if bits <= 8 && bytes.len() == entries {
+        bytes.iter().map(|b| *b as u16).collect()
+    } else {
+        bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect()
+    };
+    if values.len() < entries {
+        return Err(format!(
+            "{} entries, the descriptor says {entries}",
+            values.len()
+        ));
+    }
+    Ok(values[..entries].to_vec())
+}
+
 fn first_item(obj: &DefaultDicomObject, tag: Tag) -> Option<&InMemDicomObject> {
     match obj.get(tag)?.value() {
         Value::Sequence(seq) => seq.items().first(),
@@ -353,18 +360,7 @@ fn palette(obj: &DefaultDicomObject) -> Result<Palette> {
             bad("the table data is missing (segmented palettes are not supported)".into())
         })?;
         let bytes = elem.to_bytes().map_err(|e| bad(e.to_string()))?;
-        let v: Vec<u16> = if bits == 8 && bytes.len() == entries {
-            bytes.iter().map(|b| *b as u16).collect()
-        } else {
-            bytes
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .collect()
-        };
-        if v.len() < entries {
-            return Err(bad(format!("{} entries, {entries} expected", v.len())));
-        }
-        Ok(v[..entries].to_vec())
+        lut_entries(&bytes, entries, bits).map_err(bad)
     };
     let red_desc = descriptor(tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR)?;
     let [entries, first, bits] = red_desc[..] else {
@@ -488,7 +484,7 @@ fn resolve_voi(
             if let Some(w) = settings.windows.first() {
                 // A window that misses the image entirely (the whole frame one flat grey) is
                 // a header defect; show the image with a histogram window instead.
-                let (lo, hi) = modality_range(frame, settings, 0.005);
+                let (lo, hi) = modality_range(frame, settings, 0.0);
                 if w.apply(lo) == w.apply(hi) {
                     tracing::warn!(
                         center = w.center,
@@ -532,15 +528,26 @@ fn modality_range(frame: &Frame, settings: &DisplaySettings, tail: f64) -> (f64,
     let (min, max) = frame.samples.min_max();
     let span = (max - min) as usize + 1;
     let to_modality = |stored: i64| settings.modality_lut.apply(stored as f64);
-    if span > 1 << 20 {
+    if span > 1 << 20 || (tail == 0.0 && settings.padding.is_none()) {
         let (a, b) = (to_modality(min), to_modality(max));
         return (a.min(b), a.max(b));
     }
     let mut counts = vec![0u64; span];
-    for i in 0..frame.samples.len() {
-        let v = frame.samples.get(i);
-        if !settings.is_padding(v) {
-            counts[(v - min) as usize] += 1;
+    fn count<T: Copy + Into<i64>>(values: &[T], min: i64, counts: &mut [u64]) {
+        for v in values {
+            counts[((*v).into() - min) as usize] += 1;
+        }
+    }
+    match &frame.samples {
+        Samples::U16(v) => count(v, min, &mut counts),
+        Samples::I16(v) => count(v, min, &mut counts),
+        Samples::U32(v) => count(v, min, &mut counts),
+        Samples::I32(v) => count(v, min, &mut counts),
+    }
+    // Padding values (and a padding range) do not count.
+    for (i, c) in counts.iter_mut().enumerate() {
+        if settings.is_padding(min + i as i64) {
+            *c = 0;
         }
     }
     let total: u64 = counts.iter().sum();

@@ -37,6 +37,28 @@ fn sof_precision(data: &[u8]) -> Option<u8> {
     None
 }
 
+/// The decoded stream must be the image the header describes.
+fn check_geometry(
+    width: usize,
+    height: usize,
+    components: usize,
+    layout: &PixelLayout,
+) -> std::result::Result<(), String> {
+    if width != layout.columns as usize || height != layout.rows as usize {
+        return Err(format!(
+            "the JPEG stream is {width} x {height} but the header says {} x {}",
+            layout.columns, layout.rows
+        ));
+    }
+    if components != layout.samples_per_pixel as usize {
+        return Err(format!(
+            "the JPEG stream has {components} component(s) but Samples per Pixel is {}",
+            layout.samples_per_pixel
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn decode_dct_frame(data: &[u8], layout: &PixelLayout, index: u32) -> Result<Frame> {
     let err = |detail: String| DicomError::Codec {
         codec: CODEC,
@@ -80,23 +102,8 @@ pub(crate) fn decode_dct_frame(data: &[u8], layout: &PixelLayout, index: u32) ->
         let values = image.data.iter().map(|v| *v as u16).collect();
         (image.width, image.height, components, values)
     };
-    if width != layout.columns as usize || height != layout.rows as usize {
-        return Err(err(format!(
-            "the JPEG stream is {width} x {height} but the header says {} x {}",
-            layout.columns, layout.rows
-        )));
-    }
-    if components != layout.samples_per_pixel as usize {
-        return Err(err(format!(
-            "the JPEG stream has {components} component(s) but Samples per Pixel is {}",
-            layout.samples_per_pixel
-        )));
-    }
-    Ok(frame_from_codec_output(
-        values.into_iter(),
-        layout,
-        components as u16,
-    ))
+    check_geometry(width, height, components, layout).map_err(err)?;
+    Ok(frame_from_codec_output(values, layout, components as u16))
 }
 
 /// A lossless JPEG frame. Strict: a stream that ends before its last row is an error (the
@@ -116,22 +123,7 @@ pub(crate) fn decode_lossless_frame(
     }
     let image =
         ljt::precision::decompress_lossless_arbitrary(data).map_err(|e| err(e.to_string()))?;
-    if image.width != layout.columns as usize || image.height != layout.rows as usize {
-        return Err(err(format!(
-            "the JPEG stream is {} x {} but the header says {} x {}",
-            image.width, image.height, layout.columns, layout.rows
-        )));
-    }
-    if image.num_components != layout.samples_per_pixel as usize {
-        return Err(err(format!(
-            "the JPEG stream has {} component(s) but Samples per Pixel is {}",
-            image.num_components, layout.samples_per_pixel
-        )));
-    }
+    check_geometry(image.width, image.height, image.num_components, layout).map_err(err)?;
     let components = image.num_components as u16;
-    Ok(frame_from_codec_output(
-        image.data.into_iter(),
-        layout,
-        components,
-    ))
+    Ok(frame_from_codec_output(image.data, layout, components))
 }

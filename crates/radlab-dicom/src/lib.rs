@@ -33,6 +33,7 @@ mod jpeg;
 mod open;
 pub mod render;
 mod rle;
+mod structure;
 mod uid;
 pub mod wrap;
 
@@ -44,6 +45,7 @@ pub use display::{
 pub use error::{DicomError, Result};
 pub use info::{ImageAttributes, InstanceInfo};
 pub use open::{DicomFile, Framing};
+pub use structure::check_structure;
 pub use uid::{content_hash, derived_uid};
 
 /// What to render.

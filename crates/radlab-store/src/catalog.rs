@@ -58,6 +58,15 @@ pub enum InsertOutcome {
     },
 }
 
+/// What identifies a catalogued object's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceIdentity {
+    pub content_hash: String,
+    pub blob_hash: String,
+    /// Empty when the instance was imported with structure checks only.
+    pub pixel_hash: String,
+}
+
 /// A file that could not be used.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QuarantineEntry {
@@ -282,11 +291,21 @@ impl Catalog {
                 .fetch_optional(&mut *tx)
                 .await?
                 .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)));
+                let known_source = sqlx::query(
+                    "SELECT 1 FROM instance_sources WHERE content_hash = $1 \
+                     AND sop_instance_uid = $2",
+                )
+                .bind(&new.content_hash)
+                .bind(&i.sop_instance_uid)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
                 match existing {
-                    Some((content, _)) if content == new.content_hash => {
+                    // This very file (or a byte-identical copy) is already a source of it.
+                    Some((content, _)) if content == new.content_hash || known_source => {
                         InsertOutcome::AlreadyPresent
                     }
-                    Some((_, pixels)) if pixels == new.pixel_hash => {
+                    Some((_, pixels)) if !pixels.is_empty() && pixels == new.pixel_hash => {
                         InsertOutcome::SameInstanceOtherEncoding
                     }
                     Some((content, _)) => InsertOutcome::ConflictingUid {
@@ -303,20 +322,7 @@ impl Catalog {
                     | InsertOutcome::AlreadyPresent
                     | InsertOutcome::SameInstanceOtherEncoding
             ) {
-                sqlx::query(
-                    "INSERT INTO instance_sources (content_hash, source_path, sop_instance_uid, \
-                     transfer_syntax_uid, size_bytes, import_id, recorded_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-                )
-                .bind(&new.content_hash)
-                .bind(&new.source_path)
-                .bind(&i.sop_instance_uid)
-                .bind(&i.transfer_syntax_uid)
-                .bind(new.size_bytes as i64)
-                .bind(import_id)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
+                insert_source(&mut tx, new, import_id, &now).await?;
             }
             outcomes.push(outcome);
         }
@@ -478,6 +484,38 @@ impl Catalog {
             .collect())
     }
 
+    pub async fn instance_identity(
+        &self,
+        sop_instance_uid: &str,
+    ) -> Result<Option<InstanceIdentity>> {
+        Ok(sqlx::query(
+            "SELECT content_hash, blob_hash, pixel_hash FROM instances WHERE sop_instance_uid = $1",
+        )
+        .bind(sop_instance_uid)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| InstanceIdentity {
+            content_hash: r.get(0),
+            blob_hash: r.get(1),
+            pixel_hash: r.get(2),
+        }))
+    }
+
+    /// Record `new` as another file of its (catalogued) instance.
+    pub async fn add_source(&self, new: &NewInstance, import_id: &str) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        insert_source(&mut conn, new, import_id, &now_rfc3339()).await
+    }
+
+    pub async fn set_pixel_hash(&self, sop_instance_uid: &str, pixel_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE instances SET pixel_hash = $2 WHERE sop_instance_uid = $1")
+            .bind(sop_instance_uid)
+            .bind(pixel_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The blob hash of an instance, by SOP Instance UID.
     pub async fn blob_of(&self, sop_instance_uid: &str) -> Result<Option<String>> {
         Ok(
@@ -488,6 +526,29 @@ impl Catalog {
                 .map(|r| r.get(0)),
         )
     }
+}
+
+async fn insert_source(
+    conn: &mut sqlx::AnyConnection,
+    new: &NewInstance,
+    import_id: &str,
+    now: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO instance_sources (content_hash, source_path, sop_instance_uid, \
+         transfer_syntax_uid, size_bytes, import_id, recorded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(&new.content_hash)
+    .bind(&new.source_path)
+    .bind(&new.info.sop_instance_uid)
+    .bind(&new.info.transfer_syntax_uid)
+    .bind(new.size_bytes as i64)
+    .bind(import_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Accept `sqlite://path`, `sqlite:path`, `postgres://...`, `postgresql://...` or a bare path.

@@ -41,9 +41,21 @@ pub struct Source {
     pub location: SourceLocation,
 }
 
+/// How thoroughly import checks pixel data before accepting a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PixelCheck {
+    /// Decode every frame (finds any undecodable file; the default).
+    #[default]
+    Decode,
+    /// Check lengths, frames and codestream marker structure without decoding
+    /// (`radlab_dicom::check_structure`): much faster, misses damage inside entropy-coded data.
+    Structure,
+}
+
 /// Knobs of an import run.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
+    pub check: PixelCheck,
     /// Worker threads for reading and decoding (default: all cores).
     pub jobs: Option<usize>,
     /// Skip files whose content is already catalogued or quarantined, before parsing them.
@@ -55,6 +67,7 @@ pub struct ImportOptions {
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
+            check: PixelCheck::Decode,
             jobs: None,
             skip_known: true,
         }
@@ -111,6 +124,8 @@ pub fn discover(paths: &[PathBuf]) -> (Vec<Source>, Vec<QuarantineEntry>) {
         reason: message,
     };
     for root in paths {
+        // Absolute paths in the catalog: a relative one means nothing to the next reader.
+        let root = &std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
         for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
             let entry = match entry {
                 Ok(e) => e,
@@ -204,7 +219,12 @@ enum Prepared {
 
 /// Read, hash, parse and decode one file. Never panics on bad input: every failure becomes a
 /// quarantine entry naming the file and the reason.
-fn prepare(source: &Source, known: &KnownContent, skip_known: bool) -> (Prepared, u64) {
+fn prepare(
+    source: &Source,
+    known: &KnownContent,
+    skip_known: bool,
+    check: PixelCheck,
+) -> (Prepared, u64) {
     let bytes = match read_source(source) {
         Ok(b) => b,
         Err(message) => {
@@ -261,7 +281,12 @@ fn prepare(source: &Source, known: &KnownContent, skip_known: bool) -> (Prepared
             Err(e) => return (problem(e), size),
         }
     };
-    let pixel_hash = match check_decodable(&file) {
+    let checked = match check {
+        PixelCheck::Decode => check_decodable(&file),
+        // The pixel hash is then computed only if a SOP Instance UID collides.
+        PixelCheck::Structure => radlab_dicom::check_structure(&file).map(|()| String::new()),
+    };
+    let pixel_hash = match checked {
         Ok(h) => h,
         Err(e) => return (problem(e), size),
     };
@@ -356,6 +381,12 @@ pub async fn import_sources(
         ..Default::default()
     };
     progress.started(sources.len() as u64);
+    tracing::info!(
+        import_id,
+        files = sources.len(),
+        known = known.instances.len(),
+        "import started"
+    );
 
     let threads = options
         .jobs
@@ -363,6 +394,7 @@ pub async fn import_sources(
         .max(1);
     let (tx, mut rx) = mpsc::channel::<(Prepared, u64, String)>(threads * 2);
     let skip_known = options.skip_known;
+    let check = options.check;
     let producer_known = known.clone();
     let producer = std::thread::spawn(move || {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -373,7 +405,7 @@ pub async fn import_sources(
         pool.install(|| {
             use rayon::prelude::*;
             sources.par_iter().for_each_with(tx, |tx, source| {
-                let (prepared, size) = prepare(source, &producer_known, skip_known);
+                let (prepared, size) = prepare(source, &producer_known, skip_known, check);
                 // The receiver only goes away when the writer failed; stop quietly then.
                 let _ = tx.blocking_send((prepared, size, source.display.clone()));
             });
@@ -435,6 +467,16 @@ pub async fn import_sources(
     summary.already_quarantined += problems.len() as u64 - added;
     summary.problems = problems;
     summary.elapsed_seconds = started.elapsed().as_secs_f64();
+    // Counts and reason codes only: paths and names can carry patient identity.
+    tracing::info!(
+        import_id,
+        imported = summary.imported,
+        already_present = summary.already_present,
+        other_encodings = summary.other_encodings,
+        quarantined = summary.quarantined,
+        seconds = summary.elapsed_seconds,
+        "import finished"
+    );
     catalog
         .finish_import(
             &import_id,
@@ -458,9 +500,27 @@ async fn write_batch(
     for (new, blob) in batch.iter() {
         blobs.put(&new.blob_hash, blob.clone()).await?;
     }
-    let rows: Vec<NewInstance> = batch.drain(..).map(|(n, _)| n).collect();
+    let rows: Vec<NewInstance> = batch.iter().map(|(n, _)| n.clone()).collect();
     let outcomes = catalog.insert_instances(&rows, import_id).await?;
-    for (new, outcome) in rows.into_iter().zip(outcomes) {
+    for ((new, blob), outcome) in batch.drain(..).zip(outcomes) {
+        let outcome = match outcome {
+            InsertOutcome::ConflictingUid { .. } => {
+                match compare_pixels(catalog, blobs, import_id, &new, &blob).await? {
+                    Ok(outcome) => outcome,
+                    Err(e) => {
+                        problems.push(QuarantineEntry {
+                            source_path: new.source_path,
+                            content_hash: new.content_hash,
+                            size_bytes: new.size_bytes,
+                            reason_code: e.reason_code().to_string(),
+                            reason: e.to_string(),
+                        });
+                        continue;
+                    }
+                }
+            }
+            other => other,
+        };
         match outcome {
             InsertOutcome::Inserted => summary.imported += 1,
             InsertOutcome::AlreadyPresent => summary.already_present += 1,
@@ -482,4 +542,54 @@ async fn write_batch(
         }
     }
     Ok(())
+}
+
+/// A file whose SOP Instance UID is catalogued with other content, where one side was
+/// checked by structure only (no pixel hash): decode both to tell another encoding of the
+/// same instance (recorded as another source of it) from a different object (a conflict).
+/// The inner error is the new file failing to decode.
+async fn compare_pixels(
+    catalog: &Catalog,
+    blobs: &BlobStore,
+    import_id: &str,
+    new: &NewInstance,
+    blob: &Bytes,
+) -> Result<std::result::Result<InsertOutcome, DicomError>> {
+    let Some(existing) = catalog
+        .instance_identity(&new.info.sop_instance_uid)
+        .await?
+    else {
+        return Ok(Ok(InsertOutcome::AlreadyPresent));
+    };
+    let conflict = InsertOutcome::ConflictingUid {
+        existing_content_hash: existing.content_hash.clone(),
+    };
+    if !new.pixel_hash.is_empty() && !existing.pixel_hash.is_empty() {
+        return Ok(Ok(conflict)); // both decoded at import and they differ
+    }
+    let new_hash = if new.pixel_hash.is_empty() {
+        match DicomFile::from_bytes(blob).and_then(|f| check_decodable(&f)) {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(e)),
+        }
+    } else {
+        new.pixel_hash.clone()
+    };
+    let existing_hash = if existing.pixel_hash.is_empty() {
+        let stored = blobs.get(&existing.blob_hash).await?;
+        let hash = DicomFile::from_bytes(&stored)
+            .and_then(|f| check_decodable(&f))
+            .unwrap_or_else(|_| "undecodable".to_string());
+        catalog
+            .set_pixel_hash(&new.info.sop_instance_uid, &hash)
+            .await?;
+        hash
+    } else {
+        existing.pixel_hash
+    };
+    if new_hash != existing_hash {
+        return Ok(Ok(conflict));
+    }
+    catalog.add_source(new, import_id).await?;
+    Ok(Ok(InsertOutcome::SameInstanceOtherEncoding))
 }

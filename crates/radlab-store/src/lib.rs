@@ -16,7 +16,10 @@ pub mod import;
 
 pub use blobs::BlobStore;
 pub use catalog::{
-    Backend, Catalog, CatalogCounts, InsertOutcome, InstanceRow, NewInstance, QuarantineEntry,
+    Backend, Catalog, CatalogCounts, InsertOutcome, InstanceIdentity, InstanceRow, NewInstance,
+    QuarantineEntry,
 };
 pub use error::{Result, StoreError};
-pub use import::{ImportOptions, ImportProgress, ImportSummary, NoProgress, import_paths};
+pub use import::{
+    ImportOptions, ImportProgress, ImportSummary, NoProgress, PixelCheck, import_paths,
+};

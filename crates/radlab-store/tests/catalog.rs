@@ -42,11 +42,10 @@ impl Env {
     }
 }
 
-async fn environments(test: &str) -> Vec<Env> {
+async fn sqlite_env() -> Env {
     sqlx::any::install_default_drivers();
-    let mut out = Vec::new();
     let dir = tempfile::tempdir().unwrap();
-    out.push(Env {
+    Env {
         name: "sqlite",
         catalog: Catalog::open(&format!(
             "sqlite://{}",
@@ -57,7 +56,11 @@ async fn environments(test: &str) -> Vec<Env> {
         blobs: BlobStore::local(dir.path().join("blobs")).unwrap(),
         _dir: dir,
         postgres: None,
-    });
+    }
+}
+
+async fn environments(test: &str) -> Vec<Env> {
+    let mut out = vec![sqlite_env().await];
     match std::env::var("RADLAB_TEST_POSTGRES") {
         Ok(admin) if !admin.is_empty() => {
             let db = format!(
@@ -148,7 +151,12 @@ async fn corpus_import_matches_the_manifest_file_by_file_and_a_second_run_adds_n
         let rows = corpus.dicom_rows();
         assert_eq!(first.files_seen as usize, rows.len(), "{}", env.name);
         for row in &rows {
-            let path = corpus.path(&row.path).display().to_string();
+            let path = corpus
+                .path(&row.path)
+                .canonicalize()
+                .unwrap()
+                .display()
+                .to_string();
             // The file's instance (it may have come first from another encoding of it).
             let imported = sources
                 .iter()
@@ -427,4 +435,41 @@ async fn a_different_object_with_a_known_sop_instance_uid_is_quarantined_not_ove
         );
         env.drop_db().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn structure_checks_quarantine_the_same_corpus_files_as_a_full_decode() {
+    let Some(corpus) = corpus("structure_checks_match_full_decode") else {
+        return;
+    };
+    let dicom_dir = corpus.path("dicom");
+    let mut outcomes = Vec::new();
+    for check in [
+        radlab_store::PixelCheck::Decode,
+        radlab_store::PixelCheck::Structure,
+    ] {
+        let env = sqlite_env().await;
+        let options = ImportOptions {
+            check,
+            ..Default::default()
+        };
+        let summary = import_paths(
+            &env.catalog,
+            &env.blobs,
+            std::slice::from_ref(&dicom_dir),
+            &options,
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+        let mut quarantined: Vec<(String, String)> = summary
+            .problems
+            .iter()
+            .map(|p| (p.source_path.clone(), p.reason_code.clone()))
+            .collect();
+        quarantined.sort();
+        outcomes.push((summary.imported, summary.other_encodings, quarantined));
+        env.drop_db().await;
+    }
+    assert_eq!(outcomes[0], outcomes[1], "decode vs structure");
 }

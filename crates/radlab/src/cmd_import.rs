@@ -10,7 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use radlab_dicom::render::ImageFormat;
 use radlab_dicom::{DicomFile, RenderOptions, render_file_to};
 use radlab_store::{
-    BlobStore, Catalog, ImportOptions, ImportProgress, ImportSummary, NoProgress, import_paths,
+    BlobStore, Catalog, ImportOptions, ImportProgress, ImportSummary, NoProgress, PixelCheck,
+    import_paths,
 };
 
 use crate::Cli;
@@ -26,10 +27,21 @@ pub struct ImportArgs {
     /// Worker threads (default: all cores).
     #[arg(short, long)]
     jobs: Option<usize>,
+    /// How pixel data is checked: `decode` every frame (finds any undecodable file), or
+    /// check its `structure` only (lengths, frames, codestream markers; several times faster,
+    /// misses damage inside compressed data).
+    #[arg(long, value_enum, default_value = "decode")]
+    check: CheckArg,
     /// Read, parse and decode every file even when its content is already catalogued
     /// (for benchmarks of the full path; the catalog still keeps one row per object).
     #[arg(long)]
     no_skip_known: bool,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum CheckArg {
+    Decode,
+    Structure,
 }
 
 #[derive(Args, Debug)]
@@ -98,6 +110,10 @@ pub fn import(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
             Arc::new(Bar(bar))
         };
         let options = ImportOptions {
+            check: match args.check {
+                CheckArg::Decode => PixelCheck::Decode,
+                CheckArg::Structure => PixelCheck::Structure,
+            },
             jobs: args.jobs,
             skip_known: !args.no_skip_known,
         };

@@ -66,7 +66,7 @@ impl Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.verbose {
-        0 => "warn,jpeg2k=off",
+        0 => "warn,jpeg2k=off,dicom_parser=error",
         1 => "info,jpeg2k=warn",
         _ => "debug",
     };

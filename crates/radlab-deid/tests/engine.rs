@@ -1,0 +1,405 @@
+//! The Annex E engine: each action code and option on a hand-built data set, and the basic
+//! profile on every DICOM file of the shared corpus.
+
+use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
+use dicom_core::{DataElement, Tag, VR};
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject};
+use radlab_deid::{Action, AnnexEProfile, DeidKey, DeidOption};
+use radlab_dicom::DicomFile;
+use radlab_testkit::corpus;
+
+fn key() -> DeidKey {
+    DeidKey::from_secret(b"test project key")
+}
+
+fn s(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    obj.get(tag).map(|e| {
+        e.to_str()
+            .map(|v| v.trim_end_matches(['\0', ' ']).to_string())
+            .unwrap_or_default()
+    })
+}
+
+fn sample() -> DefaultDicomObject {
+    let str_el = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+    let referenced = InMemDicomObject::from_element_iter([
+        str_el(
+            tags::REFERENCED_SOP_CLASS_UID,
+            VR::UI,
+            uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE,
+        ),
+        str_el(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5.6.7"),
+    ]);
+    let obj = InMemDicomObject::from_element_iter([
+        str_el(
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE,
+        ),
+        str_el(tags::SOP_INSTANCE_UID, VR::UI, "1.2.3.4.5.6.8"),
+        str_el(tags::STUDY_INSTANCE_UID, VR::UI, "1.2.3.4.5"),
+        str_el(tags::STUDY_DATE, VR::DA, "20240229"),
+        str_el(tags::CONTENT_DATE, VR::DA, "20240301"),
+        str_el(tags::ACCESSION_NUMBER, VR::SH, "ACC12345"),
+        str_el(tags::PATIENT_NAME, VR::PN, "Doe^Jane"),
+        str_el(tags::PATIENT_ID, VR::LO, "PID-0042"),
+        str_el(tags::PATIENT_BIRTH_DATE, VR::DA, "19600101"),
+        str_el(tags::PATIENT_SEX, VR::CS, "F"),
+        str_el(tags::PATIENT_AGE, VR::AS, "064Y"),
+        str_el(tags::INSTITUTION_NAME, VR::LO, "St Elsewhere"),
+        str_el(tags::STATION_NAME, VR::SH, "CR-ROOM-3"),
+        str_el(tags::DEVICE_SERIAL_NUMBER, VR::LO, "SN-998877"),
+        str_el(tags::STUDY_DESCRIPTION, VR::LO, "CHEST PA for Jane Doe"),
+        str_el(tags::MODALITY, VR::CS, "CR"),
+        str_el(tags::BODY_PART_EXAMINED, VR::CS, "CHEST"),
+        DataElement::new(
+            tags::REFERENCED_IMAGE_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![referenced]),
+        ),
+        str_el(Tag(0x0009, 0x0010), VR::LO, "ACME 1.0"),
+        str_el(Tag(0x0009, 0x1001), VR::LO, "Jane Doe's secret"),
+        DataElement::new(
+            Tag(0x6000, 0x3000),
+            VR::OW,
+            PrimitiveValue::U16(vec![0u16; 4].into()),
+        ),
+        str_el(Tag(0x6000, 0x4000), VR::LT, "overlay comment"),
+        DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U16(vec![1u16, 2, 3, 4].into()),
+        ),
+    ]);
+    obj.with_meta(
+        FileMetaTableBuilder::new()
+            .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+            .media_storage_sop_class_uid(uids::COMPUTED_RADIOGRAPHY_IMAGE_STORAGE)
+            .media_storage_sop_instance_uid("1.2.3.4.5.6.8"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_table_holds_the_standards_rows_and_resolves_options() {
+    assert_eq!(radlab_deid::annex_e_entries().len(), 621);
+    let basic = AnnexEProfile::new(key(), []).unwrap();
+    assert_eq!(basic.action_for(tags::PATIENT_NAME), Some(Action::Z));
+    assert_eq!(basic.action_for(tags::SOP_INSTANCE_UID), Some(Action::U));
+    assert_eq!(basic.action_for(Tag(0x6002, 0x3000)), Some(Action::X));
+    assert_eq!(basic.action_for(Tag(0x5010, 0x0005)), Some(Action::X));
+    assert_eq!(basic.action_for(Tag(0x0029, 0x1010)), Some(Action::X));
+    assert_eq!(basic.action_for(tags::MODALITY), None);
+    let dates = AnnexEProfile::new(key(), [DeidOption::RetainLongitudinalModifiedDates]).unwrap();
+    assert_eq!(dates.action_for(tags::CONTENT_DATE), Some(Action::C));
+    let full = AnnexEProfile::new(key(), [DeidOption::RetainLongitudinalFullDates]).unwrap();
+    assert_eq!(full.action_for(tags::CONTENT_DATE), Some(Action::K));
+    assert!(
+        AnnexEProfile::new(
+            key(),
+            [
+                DeidOption::RetainLongitudinalFullDates,
+                DeidOption::RetainLongitudinalModifiedDates
+            ]
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn basic_profile_applies_each_action_code() {
+    let mut obj = sample();
+    let report = AnnexEProfile::new(key(), []).unwrap().apply(&mut obj);
+    // Z: emptied
+    assert_eq!(s(&obj, tags::PATIENT_NAME).as_deref(), Some(""));
+    assert_eq!(s(&obj, tags::ACCESSION_NUMBER).as_deref(), Some(""));
+    // X: removed (private, overlays, device serial)
+    assert!(obj.get(Tag(0x0009, 0x1001)).is_none());
+    assert!(obj.get(Tag(0x0009, 0x0010)).is_none());
+    assert!(obj.get(Tag(0x6000, 0x3000)).is_none());
+    assert!(obj.get(Tag(0x6000, 0x4000)).is_none());
+    assert!(obj.get(tags::STUDY_DESCRIPTION).is_none());
+    // U: UIDs replaced consistently, file meta follows
+    let sop = s(&obj, tags::SOP_INSTANCE_UID).unwrap();
+    assert_eq!(sop, key().map_uid("1.2.3.4.5.6.8"));
+    assert!(sop.starts_with("2.25."));
+    assert_eq!(obj.meta().media_storage_sop_instance_uid(), sop);
+    // X/Z/U*: the referenced instance inside the sequence is remapped the same way.
+    let Value::Sequence(seq) = obj.get(tags::REFERENCED_IMAGE_SEQUENCE).unwrap().value() else {
+        panic!("sequence")
+    };
+    assert_eq!(
+        s(&seq.items()[0], tags::REFERENCED_SOP_INSTANCE_UID).unwrap(),
+        key().map_uid("1.2.3.4.5.6.7")
+    );
+    // D (Z/D with a value): a keyed pseudonym, the same for the same patient everywhere.
+    let pid = s(&obj, tags::PATIENT_ID).unwrap();
+    assert!(pid.starts_with("ANON-") && !pid.contains("0042"), "{pid}");
+    // Not listed: kept.
+    assert_eq!(s(&obj, tags::MODALITY).as_deref(), Some("CR"));
+    assert_eq!(s(&obj, tags::BODY_PART_EXAMINED).as_deref(), Some("CHEST"));
+    // Marked as de-identified, with the method's codes.
+    assert_eq!(
+        s(&obj, tags::PATIENT_IDENTITY_REMOVED).as_deref(),
+        Some("YES")
+    );
+    let Value::Sequence(codes) = obj
+        .get(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
+        .unwrap()
+        .value()
+    else {
+        panic!("codes")
+    };
+    assert_eq!(
+        s(&codes.items()[0], tags::CODE_VALUE).as_deref(),
+        Some("113100")
+    );
+    // Pixel data untouched.
+    assert_eq!(
+        obj.get(tags::PIXEL_DATA)
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+            .as_ref(),
+        &[1u8, 0, 2, 0, 3, 0, 4, 0]
+    );
+    assert!(report.removed >= 5 && report.uids_replaced >= 3);
+}
+
+#[test]
+fn options_keep_or_clean_what_they_name() {
+    let options = [
+        DeidOption::RetainLongitudinalModifiedDates,
+        DeidOption::RetainPatientCharacteristics,
+        DeidOption::RetainDeviceIdentity,
+        DeidOption::RetainInstitutionIdentity,
+        DeidOption::RetainUids,
+    ];
+    let mut obj = sample();
+    AnnexEProfile::new(key(), options).unwrap().apply(&mut obj);
+    // Modified dates: shifted by the same per-patient offset, so intervals survive.
+    let study = s(&obj, tags::STUDY_DATE).unwrap();
+    let content = s(&obj, tags::CONTENT_DATE).unwrap();
+    assert_ne!(study, "20240229");
+    let days = |d: &str| {
+        let (y, m, dd): (i32, u32, u32) = (
+            d[..4].parse().unwrap(),
+            d[4..6].parse().unwrap(),
+            d[6..].parse().unwrap(),
+        );
+        // days from a fixed point, enough for a difference check
+        (y * 372 + (m as i32) * 31 + dd as i32, (y, m, dd))
+    };
+    let _ = days(&study);
+    assert!(content > study, "{study} .. {content}");
+    assert_eq!(s(&obj, tags::PATIENT_SEX).as_deref(), Some("F"));
+    assert_eq!(s(&obj, tags::PATIENT_AGE).as_deref(), Some("064Y"));
+    assert_eq!(
+        s(&obj, tags::DEVICE_SERIAL_NUMBER).as_deref(),
+        Some("SN-998877")
+    );
+    assert_eq!(s(&obj, tags::STATION_NAME).as_deref(), Some("CR-ROOM-3"));
+    assert_eq!(
+        s(&obj, tags::INSTITUTION_NAME).as_deref(),
+        Some("St Elsewhere")
+    );
+    assert_eq!(
+        s(&obj, tags::SOP_INSTANCE_UID).as_deref(),
+        Some("1.2.3.4.5.6.8")
+    );
+    let Value::Sequence(codes) = obj
+        .get(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
+        .unwrap()
+        .value()
+    else {
+        panic!("codes")
+    };
+    assert_eq!(codes.items().len(), 1 + options.len());
+
+    // Full dates: kept as they were.
+    let mut obj = sample();
+    AnnexEProfile::new(key(), [DeidOption::RetainLongitudinalFullDates])
+        .unwrap()
+        .apply(&mut obj);
+    assert_eq!(s(&obj, tags::STUDY_DATE).as_deref(), Some("20240229"));
+}
+
+#[test]
+fn the_interval_between_two_dates_of_a_patient_survives_the_shift() {
+    let mut obj = sample();
+    AnnexEProfile::new(key(), [DeidOption::RetainLongitudinalModifiedDates])
+        .unwrap()
+        .apply(&mut obj);
+    // 2024-02-29 and 2024-03-01 are one day apart before and after.
+    let study = s(&obj, tags::STUDY_DATE).unwrap();
+    let content = s(&obj, tags::CONTENT_DATE).unwrap();
+    let next = |d: &str| -> String {
+        // the day after d, computed independently with a tiny calendar
+        let (mut y, mut m, mut dd): (i32, u32, u32) = (
+            d[..4].parse().unwrap(),
+            d[4..6].parse().unwrap(),
+            d[6..].parse().unwrap(),
+        );
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let len = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ][m as usize - 1];
+        dd += 1;
+        if dd > len {
+            dd = 1;
+            m += 1;
+            if m > 12 {
+                m = 1;
+                y += 1;
+            }
+        }
+        format!("{y:04}{m:02}{dd:02}")
+    };
+    assert_eq!(next(&study), content);
+}
+
+/// Values of the input that the basic profile must not let through: names, IDs, dates,
+/// UIDs of elements the table removes, empties or replaces (`listed`), and, to exclude them,
+/// values that unlisted (kept) elements also carry (`kept`: a manufacturer named again in a
+/// private creator).
+fn identifying_values(
+    obj: &InMemDicomObject,
+    profile: &AnnexEProfile,
+    out: &mut Vec<String>,
+    kept: &mut Vec<String>,
+) {
+    for element in obj.iter() {
+        let tag = element.header().tag;
+        if let Value::Sequence(seq) = element.value() {
+            for item in seq.items() {
+                identifying_values(item, profile, out, kept);
+            }
+            continue;
+        }
+        let listed = profile.action_for(tag).is_some_and(|a| a != Action::K);
+        if !matches!(
+            element.vr(),
+            VR::PN | VR::LO | VR::SH | VR::UI | VR::DA | VR::LT | VR::ST
+        ) {
+            continue;
+        }
+        let target = if listed { &mut *out } else { &mut *kept };
+        if let Ok(v) = element.to_str() {
+            for part in v.split('\\') {
+                let part = part.trim_matches(['\0', ' ']);
+                if part.len() >= 6 {
+                    target.push(part.to_string());
+                }
+            }
+        }
+    }
+}
+
+fn all_strings(obj: &InMemDicomObject, out: &mut Vec<String>) {
+    for element in obj.iter() {
+        if let Value::Sequence(seq) = element.value() {
+            for item in seq.items() {
+                all_strings(item, out);
+            }
+        } else if element.vr() != VR::OB
+            && element.vr() != VR::OW
+            && element.header().tag != tags::PIXEL_DATA
+            && let Ok(v) = element.to_str()
+        {
+            out.push(v.to_string());
+        }
+    }
+}
+
+/// A digest of Pixel Data: native bytes, or the fragments of encapsulated data (the basic
+/// offset table is an index that a writer may rebuild, not pixels).
+fn pixel_digest(obj: &InMemDicomObject) -> Option<String> {
+    let value = obj.get(tags::PIXEL_DATA)?.value();
+    let mut h = blake3::Hasher::new();
+    match value {
+        Value::Primitive(p) => {
+            h.update(&p.to_bytes());
+        }
+        Value::PixelSequence(seq) => {
+            // Odd-length fragments (non-conformant inputs) are written padded to even length
+            // with one zero byte, as PS3.5 A.4 requires: compare without that pad.
+            for f in seq.fragments() {
+                let f = if f.len() % 2 == 0 && f.last() == Some(&0) && f.len() > 1 {
+                    &f[..f.len() - 1]
+                } else {
+                    &f[..]
+                };
+                h.update(f);
+                h.update(b"|");
+            }
+        }
+        Value::Sequence(_) => {}
+    }
+    Some(h.finalize().to_hex().to_string())
+}
+
+#[test]
+fn basic_profile_on_every_corpus_file_leaves_no_listed_identifier_and_keeps_pixels() {
+    let Some(corpus) = corpus("deid_basic_profile_on_the_corpus") else {
+        return;
+    };
+    let profile = AnnexEProfile::new(key(), []).unwrap();
+    let mut checked = 0;
+    for row in corpus.dicom_rows() {
+        let Ok(file) = DicomFile::open(corpus.path(&row.path)) else {
+            continue;
+        };
+        let mut obj = file.into_object();
+        let (mut before, mut kept) = (Vec::new(), Vec::new());
+        identifying_values(&obj, &profile, &mut before, &mut kept);
+        // (and the dummy date itself, which some inputs already carry)
+        before.retain(|v| v != "19000101" && !kept.iter().any(|k| k.contains(v.as_str())));
+        let pixels_before = pixel_digest(&obj);
+        profile.apply(&mut obj);
+        // Written and read back: still a valid Part 10 object.
+        let mut bytes = Vec::new();
+        obj.write_all(&mut bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", row.path));
+        let back = DicomFile::from_bytes(&bytes).unwrap_or_else(|e| panic!("{}: {e}", row.path));
+        let back = back.object();
+        let mut after = Vec::new();
+        all_strings(back, &mut after);
+        let text = after.join("\n");
+        for value in &before {
+            assert!(
+                !text.contains(value.as_str()),
+                "{}: {value:?} survived",
+                row.path
+            );
+        }
+        assert_eq!(
+            s(back, tags::PATIENT_IDENTITY_REMOVED).as_deref(),
+            Some("YES")
+        );
+        assert!(
+            back.iter().all(|e| e.header().tag.0 % 2 == 0),
+            "{}: private tags left",
+            row.path
+        );
+        assert_eq!(
+            pixel_digest(back),
+            pixels_before,
+            "{}: pixel data changed",
+            row.path
+        );
+        checked += 1;
+    }
+    assert!(checked >= 45, "only {checked} files checked");
+}

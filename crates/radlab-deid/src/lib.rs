@@ -14,11 +14,14 @@
 //! private tags, burned-in text, the verifier and the `radlab deid` / `verify` commands.
 
 mod annex_e_table;
+pub mod batch;
 mod engine;
 mod table;
+mod verify;
 
 pub use engine::{AnnexEProfile, DeidKey, DeidReport, ProfileError};
 pub use table::{Action, DeidOption, ProfileEntry, TagPattern};
+pub use verify::{Finding, FindingKind, verify_against};
 
 /// Every row of PS3.15 Table E.1-1.
 pub fn annex_e_entries() -> &'static [ProfileEntry] {

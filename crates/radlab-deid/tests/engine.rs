@@ -403,3 +403,36 @@ fn basic_profile_on_every_corpus_file_leaves_no_listed_identifier_and_keeps_pixe
     }
     assert!(checked >= 45, "only {checked} files checked");
 }
+
+#[test]
+fn the_verifier_finds_nothing_after_the_basic_profile_and_flags_an_untouched_copy() {
+    let Some(corpus) = corpus("verifier_on_the_corpus") else {
+        return;
+    };
+    let profile = AnnexEProfile::new(key(), []).unwrap();
+    let dated = AnnexEProfile::new(key(), [DeidOption::RetainLongitudinalModifiedDates]).unwrap();
+    let mut leaks_seen = 0;
+    for row in corpus.dicom_rows() {
+        let Ok(file) = DicomFile::open(corpus.path(&row.path)) else {
+            continue;
+        };
+        let input = file.into_object();
+        for p in [&profile, &dated] {
+            let mut output = input.clone();
+            p.apply(&mut output);
+            let findings = radlab_deid::verify_against(&input, &output, p);
+            assert!(findings.is_empty(), "{}: {findings:?}", row.path);
+        }
+        // Not de-identified at all: the verifier must say so (at least its UIDs leak).
+        let findings = radlab_deid::verify_against(&input, &input, &profile);
+        assert!(!findings.is_empty(), "{}", row.path);
+        leaks_seen += findings
+            .iter()
+            .filter(|f| f.kind == radlab_deid::FindingKind::LeakedValue)
+            .count();
+    }
+    assert!(
+        leaks_seen > 100,
+        "the verifier found only {leaks_seen} leaks in raw inputs"
+    );
+}

@@ -1,6 +1,7 @@
 //! `radlab`: the command-line front of the radlab crates. It parses arguments, calls a
 //! library, and prints; the work lives in the libraries.
 
+mod cmd_deid;
 mod cmd_import;
 mod cmd_render;
 
@@ -47,6 +48,10 @@ enum Command {
     Info(cmd_render::InfoArgs),
     /// Load the demo set shipped with radlab into the catalog and render thumbnails of it.
     Demo(cmd_import::DemoArgs),
+    /// De-identify DICOM files (PS3.15 Annex E), verifying each output before keeping it.
+    Deid(cmd_deid::DeidArgs),
+    /// Check de-identified output against its input for anything that should not be there.
+    Verify(cmd_deid::VerifyArgs),
 }
 
 impl Cli {
@@ -82,6 +87,8 @@ fn main() -> ExitCode {
         Command::Render(args) => cmd_render::render(args),
         Command::Info(args) => cmd_render::info(args),
         Command::Demo(args) => cmd_import::demo(&cli, args),
+        Command::Deid(args) => cmd_deid::deid(args),
+        Command::Verify(args) => cmd_deid::verify(args),
     };
     match result {
         Ok(code) => code,

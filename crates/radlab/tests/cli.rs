@@ -27,7 +27,7 @@ fn text(out: &Output) -> String {
 #[test]
 fn every_subcommand_has_help() {
     let tmp = tempfile::tempdir().unwrap();
-    for sub in ["import", "ls", "render", "info", "demo"] {
+    for sub in ["import", "ls", "render", "info", "demo", "deid", "verify"] {
         let out = radlab(&[sub, "--help"], tmp.path());
         assert!(out.status.success(), "{sub} --help: {}", text(&out));
         assert!(text(&out).contains("Usage: radlab"), "{sub}");
@@ -147,4 +147,106 @@ fn import_twice_over_the_corpus_says_the_second_run_added_nothing() {
         "{}",
         text(&ls)
     );
+}
+
+#[test]
+fn deid_writes_verified_outputs_and_verify_catches_a_raw_file() {
+    let Some(corpus) = corpus("deid_and_verify") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("project.key");
+    std::fs::write(&key, b"0123456789abcdef0123456789abcdef").unwrap();
+    let input = corpus.path("dicom/cxr");
+    let out = tmp.path().join("out");
+    let key_arg = key.to_str().unwrap();
+    let run = radlab(
+        &[
+            "deid",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--key-file",
+            key_arg,
+            "--option",
+            "retain-modified-dates",
+        ],
+        tmp.path(),
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(
+        text(&run).contains("5 de-identified, 0 failed"),
+        "{}",
+        text(&run)
+    );
+    let verify = |extra: &[&str]| {
+        let mut args = vec![
+            "verify",
+            out.to_str().unwrap(),
+            "--against",
+            input.to_str().unwrap(),
+            "--key-file",
+            key_arg,
+        ];
+        args.extend_from_slice(extra);
+        radlab(&args, tmp.path())
+    };
+    let ok = verify(&["--option", "retain-modified-dates"]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    // Replace one output with its raw input: the verifier must fail and say where.
+    let outputs: Vec<_> = walk(&out);
+    assert_eq!(outputs.len(), 5);
+    let json = radlab(
+        &[
+            "deid",
+            input.to_str().unwrap(),
+            tmp.path().join("again").to_str().unwrap(),
+            "--key-file",
+            key_arg,
+            "--option",
+            "retain-modified-dates",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let first: serde_json::Value =
+        serde_json::from_str(text(&json).lines().next().unwrap()).unwrap();
+    let raw_input = first["input"].as_str().unwrap();
+    let target = out.join(
+        Path::new(first["output"].as_str().unwrap())
+            .strip_prefix(tmp.path().join("again"))
+            .unwrap(),
+    );
+    std::fs::copy(raw_input, &target).unwrap();
+    let bad = verify(&["--option", "retain-modified-dates"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(text(&bad).contains("LeakedValue"), "{}", text(&bad));
+    // No key, no run: the error says what to do.
+    let nokey = radlab(
+        &[
+            "deid",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--key-file",
+            "/no/key",
+        ],
+        tmp.path(),
+    );
+    assert!(
+        text(&nokey).contains("cannot read the key file /no/key"),
+        "{}",
+        text(&nokey)
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -230,7 +230,15 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn dataset(&self, obj: &mut InMemDicomObject, report: &mut DeidReport) {
         let tags: Vec<Tag> = obj.tags().collect();
+        // Removing Overlay Data (60xx,3000) would leave an Overlay Plane module without its
+        // Type 1 data, which breaks the object (dciodvfy): the whole group goes with it.
+        let drop_overlays = self.profile.action_for(Tag(0x6000, 0x3000)) == Some(Action::X);
         for tag in tags {
+            if drop_overlays && (0x6000..=0x601E).contains(&tag.0) && tag.0 % 2 == 0 {
+                obj.remove_element(tag);
+                report.removed += 1;
+                continue;
+            }
             let Some(element) = obj.take(tag) else {
                 continue;
             };

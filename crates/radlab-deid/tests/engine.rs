@@ -436,3 +436,28 @@ fn the_verifier_finds_nothing_after_the_basic_profile_and_flags_an_untouched_cop
         "the verifier found only {leaks_seen} leaks in raw inputs"
     );
 }
+
+#[test]
+fn overlays_go_as_a_whole_group_unless_graphics_are_kept() {
+    let mut obj = sample();
+    obj.put(DataElement::new(
+        Tag(0x6000, 0x0010),
+        VR::US,
+        PrimitiveValue::from(2u16),
+    ));
+    AnnexEProfile::new(key(), []).unwrap().apply(&mut obj);
+    assert!(
+        obj.iter()
+            .all(|e| !(0x6000..=0x601E).contains(&e.header().tag.0))
+    );
+    let mut obj = sample();
+    obj.put(DataElement::new(
+        Tag(0x6000, 0x0010),
+        VR::US,
+        PrimitiveValue::from(2u16),
+    ));
+    AnnexEProfile::new(key(), [DeidOption::CleanGraphics])
+        .unwrap()
+        .apply(&mut obj);
+    assert!(obj.get(Tag(0x6000, 0x0010)).is_some());
+}

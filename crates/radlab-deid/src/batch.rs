@@ -27,6 +27,16 @@ pub struct FileOutcome {
 }
 
 impl FileOutcome {
+    fn new(input: &Path) -> Self {
+        FileOutcome {
+            input: input.display().to_string(),
+            output: None,
+            error: None,
+            report: None,
+            findings: Vec::new(),
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.error.is_none() && self.findings.is_empty()
     }
@@ -78,13 +88,7 @@ pub fn deidentify_tree(input: &Path, out_dir: &Path, profile: &AnnexEProfile) ->
 
 /// De-identify one file; see the module docs for the guarantees.
 pub fn deidentify_file(path: &Path, out_dir: &Path, profile: &AnnexEProfile) -> FileOutcome {
-    let mut outcome = FileOutcome {
-        input: path.display().to_string(),
-        output: None,
-        error: None,
-        report: None,
-        findings: Vec::new(),
-    };
+    let mut outcome = FileOutcome::new(path);
     let input = match DicomFile::open(path) {
         Ok(f) => f.into_object(),
         Err(e) => {
@@ -147,13 +151,7 @@ pub fn verify_tree(input: &Path, out_dir: &Path, profile: &AnnexEProfile) -> Vec
     input_files(input)
         .par_iter()
         .map(|path| {
-            let mut outcome = FileOutcome {
-                input: path.display().to_string(),
-                output: None,
-                error: None,
-                report: None,
-                findings: Vec::new(),
-            };
+            let mut outcome = FileOutcome::new(path);
             let input = match DicomFile::open(path) {
                 Ok(f) => f.into_object(),
                 Err(e) => {

@@ -21,6 +21,14 @@ fn s(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
     })
 }
 
+/// The items of a sequence element.
+fn items(obj: &InMemDicomObject, tag: Tag) -> Vec<InMemDicomObject> {
+    match obj.get(tag).map(|e| e.value()) {
+        Some(Value::Sequence(seq)) => seq.items().to_vec(),
+        other => panic!("{tag:?} is not a sequence: {other:?}"),
+    }
+}
+
 fn sample() -> DefaultDicomObject {
     let str_el = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
     let referenced = InMemDicomObject::from_element_iter([
@@ -126,11 +134,9 @@ fn basic_profile_applies_each_action_code() {
     assert!(sop.starts_with("2.25."));
     assert_eq!(obj.meta().media_storage_sop_instance_uid(), sop);
     // X/Z/U*: the referenced instance inside the sequence is remapped the same way.
-    let Value::Sequence(seq) = obj.get(tags::REFERENCED_IMAGE_SEQUENCE).unwrap().value() else {
-        panic!("sequence")
-    };
+    let seq = items(&obj, tags::REFERENCED_IMAGE_SEQUENCE);
     assert_eq!(
-        s(&seq.items()[0], tags::REFERENCED_SOP_INSTANCE_UID).unwrap(),
+        s(&seq[0], tags::REFERENCED_SOP_INSTANCE_UID).unwrap(),
         key().map_uid("1.2.3.4.5.6.7")
     );
     // D (Z/D with a value): a keyed pseudonym, the same for the same patient everywhere.
@@ -144,17 +150,8 @@ fn basic_profile_applies_each_action_code() {
         s(&obj, tags::PATIENT_IDENTITY_REMOVED).as_deref(),
         Some("YES")
     );
-    let Value::Sequence(codes) = obj
-        .get(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
-        .unwrap()
-        .value()
-    else {
-        panic!("codes")
-    };
-    assert_eq!(
-        s(&codes.items()[0], tags::CODE_VALUE).as_deref(),
-        Some("113100")
-    );
+    let codes = items(&obj, tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE);
+    assert_eq!(s(&codes[0], tags::CODE_VALUE).as_deref(), Some("113100"));
     // Pixel data untouched.
     assert_eq!(
         obj.get(tags::PIXEL_DATA)
@@ -208,14 +205,8 @@ fn options_keep_or_clean_what_they_name() {
         s(&obj, tags::SOP_INSTANCE_UID).as_deref(),
         Some("1.2.3.4.5.6.8")
     );
-    let Value::Sequence(codes) = obj
-        .get(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
-        .unwrap()
-        .value()
-    else {
-        panic!("codes")
-    };
-    assert_eq!(codes.items().len(), 1 + options.len());
+    let codes = items(&obj, tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE);
+    assert_eq!(codes.len(), 1 + options.len());
 
     // Full dates: kept as they were.
     let mut obj = sample();

@@ -350,25 +350,29 @@ pub(crate) fn native_frame_bits(layout: &PixelLayout) -> usize {
     layout.frame_samples() * layout.bits_allocated as usize
 }
 
+/// Native Pixel Data shorter than all the frames the header describes.
+pub(crate) fn truncated_pixel_data(layout: &PixelLayout, actual: usize) -> DicomError {
+    DicomError::TruncatedPixelData {
+        expected: (native_frame_bits(layout) * layout.frames as usize).div_ceil(8),
+        actual,
+        what: format!(
+            "{} frame(s) of {} x {} x {} sample(s) at {} bits",
+            layout.frames,
+            layout.columns,
+            layout.rows,
+            layout.samples_per_pixel,
+            layout.bits_allocated
+        ),
+    }
+}
+
 /// Unpack frame `index` of native Pixel Data.
 fn native_frame(bytes: &[u8], layout: &PixelLayout, index: u32) -> Result<Frame> {
     let n = layout.frame_samples();
     let frame_bits = native_frame_bits(layout);
     let needed_bits = frame_bits * (index as usize + 1);
     if bytes.len() * 8 < needed_bits {
-        let expected_all = (frame_bits * layout.frames as usize).div_ceil(8);
-        return Err(DicomError::TruncatedPixelData {
-            expected: expected_all,
-            actual: bytes.len(),
-            what: format!(
-                "{} frame(s) of {} x {} x {} sample(s) at {} bits",
-                layout.frames,
-                layout.columns,
-                layout.rows,
-                layout.samples_per_pixel,
-                layout.bits_allocated
-            ),
-        });
+        return Err(truncated_pixel_data(layout, bytes.len()));
     }
     let shift = (layout.high_bit + 1 - layout.bits_stored) as u32;
     let samples = match layout.bits_allocated {

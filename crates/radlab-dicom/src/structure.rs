@@ -9,7 +9,9 @@
 use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
 
-use crate::decode::{Codec, PixelLayout, codec_of, frame_fragments, native_frame_bits};
+use crate::decode::{
+    Codec, PixelLayout, codec_of, frame_fragments, native_frame_bits, truncated_pixel_data,
+};
 use crate::error::{DicomError, Result};
 use crate::open::DicomFile;
 
@@ -24,21 +26,9 @@ pub fn check_structure(file: &DicomFile) -> Result<()> {
     match pixel_data.value() {
         Value::Primitive(p) => {
             let available = p.to_bytes().len();
-            let frame_bits = native_frame_bits(&layout);
-            let expected = (frame_bits * layout.frames as usize).div_ceil(8);
+            let expected = (native_frame_bits(&layout) * layout.frames as usize).div_ceil(8);
             if available < expected {
-                return Err(DicomError::TruncatedPixelData {
-                    expected,
-                    actual: available,
-                    what: format!(
-                        "{} frame(s) of {} x {} x {} sample(s) at {} bits",
-                        layout.frames,
-                        layout.columns,
-                        layout.rows,
-                        layout.samples_per_pixel,
-                        layout.bits_allocated
-                    ),
-                });
+                return Err(truncated_pixel_data(&layout, available));
             }
             Ok(())
         }

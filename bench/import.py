@@ -27,7 +27,7 @@ def timed(cmd):
 def main():
     radlab, corpus, out_md = sys.argv[1:4]
     copies = int(sys.argv[4]) if len(sys.argv) > 4 else 20
-    runs = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+    runs = int(sys.argv[5]) if len(sys.argv) > 5 else 5
     scratch = tempfile.mkdtemp(prefix="radlab-bench-")
     src = os.path.join(scratch, "src")
     for i in range(copies):

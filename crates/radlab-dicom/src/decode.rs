@@ -7,6 +7,8 @@
 //! registry. Every frame is checked for length: a short or undecodable frame is an error,
 //! never garbage pixels.
 
+use std::borrow::Cow;
+
 use dicom_core::value::Value;
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
@@ -300,19 +302,23 @@ pub fn decode_all_frames(file: &DicomFile) -> Result<Vec<Frame>> {
 }
 
 /// The compressed bytes of frame `index`, joining the fragments that make it up.
-pub(crate) fn frame_fragments(
-    fragments: &[Vec<u8>],
+pub(crate) fn frame_fragments<'a>(
+    fragments: &'a [Vec<u8>],
     offset_table: &[u32],
     frames: u32,
     index: u32,
-) -> Vec<u8> {
+) -> Cow<'a, [u8]> {
     let index = index as usize;
     let frames = frames as usize;
+    // One fragment per frame (the common case) is borrowed, not copied.
+    if frames <= 1 && fragments.len() == 1 {
+        return Cow::Borrowed(&fragments[0]);
+    }
     if frames <= 1 {
-        return fragments.concat();
+        return Cow::Owned(fragments.concat());
     }
     if fragments.len() == frames {
-        return fragments[index].clone();
+        return Cow::Borrowed(&fragments[index]);
     }
     if offset_table.len() == frames {
         // Offsets count from the first fragment item's tag, 8 header bytes per item.
@@ -329,7 +335,7 @@ pub(crate) fn frame_fragments(
             }
             start += 8 + fragment.len() as u64;
         }
-        return out;
+        return Cow::Owned(out);
     }
     // No usable offset table: a JPEG frame starts with a fragment that begins with SOI.
     let mut current: isize = -1;
@@ -342,7 +348,7 @@ pub(crate) fn frame_fragments(
             out.extend_from_slice(fragment);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Bits one native frame occupies.

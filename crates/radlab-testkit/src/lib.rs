@@ -128,20 +128,26 @@ pub fn reference_python(test: &str) -> Option<PathBuf> {
     Some(candidate)
 }
 
-/// Whether `tool` runs (e.g. `dcmj2pnm`); prints a skip notice naming `test` when not.
+/// Whether `tool` (e.g. `dcmj2pnm`) is on PATH; prints a skip notice naming `test` when not.
 pub fn has_tool(test: &str, tool: &str) -> bool {
-    let ok = Command::new(tool)
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success() || !o.stdout.is_empty())
-        .unwrap_or(false);
-    if !ok {
+    let found = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let candidate = dir.join(tool);
+            candidate.is_file()
+                && std::fs::metadata(&candidate)
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0)
+                    .unwrap_or(false)
+        })
+    });
+    if !found {
         skip(
             test,
-            &format!("{tool} is not installed (apt-get install dcmtk)"),
+            &format!(
+                "{tool} is not installed (scripts/setup-system dcmtk dicom3tools installs it)"
+            ),
         );
     }
-    ok
+    found
 }
 
 /// Reference decode of `files` by `tests/reference/decode_reference.py`: per file, the

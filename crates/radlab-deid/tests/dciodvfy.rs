@@ -1,0 +1,93 @@
+//! dicom3tools' `dciodvfy` reports no error on our de-identified output that it did not
+//! report on the input (values inside the messages, such as UIDs, are masked so that the same
+//! defect with a replaced UID counts as the same error).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use radlab_deid::{AnnexEProfile, DeidKey, DeidOption};
+use radlab_dicom::DicomFile;
+use radlab_testkit::{corpus, has_tool};
+
+fn errors(path: &Path) -> BTreeSet<String> {
+    let out = Command::new("dciodvfy")
+        .arg(path)
+        .output()
+        .expect("run dciodvfy");
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .filter(|l| l.starts_with("Error"))
+        .map(mask_values)
+        .collect()
+}
+
+/// Replace `<value>` spans and UID-like tokens with placeholders.
+fn mask_values(line: &str) -> String {
+    let mut out = String::new();
+    let mut in_angle = false;
+    for c in line.chars() {
+        match c {
+            '<' => {
+                in_angle = true;
+                out.push_str("<_>");
+            }
+            '>' => in_angle = false,
+            _ if in_angle => {}
+            _ => out.push(c),
+        }
+    }
+    out.split_whitespace()
+        .map(|w| {
+            if w.contains('.') && w.chars().all(|c| c.is_ascii_digit() || c == '.') {
+                "UID"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn dciodvfy_finds_no_new_error_in_our_output() {
+    let test = "dciodvfy_finds_no_new_error_in_our_output";
+    let Some(corpus) = corpus(test) else { return };
+    if !has_tool(test, "dciodvfy") {
+        return;
+    }
+    let key = DeidKey::from_secret(b"dciodvfy test key");
+    let profiles = [
+        AnnexEProfile::new(key.clone(), []).unwrap(),
+        AnnexEProfile::new(key, [DeidOption::RetainLongitudinalModifiedDates]).unwrap(),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for row in corpus.dicom_rows() {
+        let path = corpus.path(&row.path);
+        let Ok(file) = DicomFile::open(&path) else {
+            continue;
+        };
+        let before = errors(&path);
+        for (i, profile) in profiles.iter().enumerate() {
+            let mut obj = file.object().clone();
+            profile.apply(&mut obj);
+            let out = tmp.path().join(format!("out{i}.dcm"));
+            obj.write_to_file(&out).unwrap();
+            let after = errors(&out);
+            let new: Vec<_> = after.difference(&before).collect();
+            if !new.is_empty() {
+                failures.push(format!("{} (profile {i}): {new:?}", row.path));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "new dciodvfy errors:\n{}",
+        failures.join("\n")
+    );
+    assert!(checked >= 90, "only {checked} outputs checked");
+}

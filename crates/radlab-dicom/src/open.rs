@@ -159,19 +159,16 @@ fn guess_bare_transfer_syntax(bytes: &[u8]) -> Option<&'static str> {
 
 /// Map a parser error to our error, telling a file that ends early from one that is malformed.
 fn classify_read_error(err: &(dyn std::error::Error + 'static)) -> DicomError {
+    let message = full_message(err);
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    let mut message = err.to_string();
     while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.kind() == ErrorKind::UnexpectedEof
-        {
-            return DicomError::Truncated(full_message(err));
-        }
+        let eof = e
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == ErrorKind::UnexpectedEof);
         let text = e.to_string();
-        if text.contains("end of file") || text.contains("UnexpectedEof") {
-            return DicomError::Truncated(full_message(err));
+        if eof || text.contains("end of file") || text.contains("UnexpectedEof") {
+            return DicomError::Truncated(message);
         }
-        message = full_message(err);
         source = e.source();
     }
     if message.contains("magic code") || message.contains("DICM") {

@@ -149,10 +149,6 @@ impl Catalog {
         self.backend
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -514,17 +510,6 @@ impl Catalog {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    /// The blob hash of an instance, by SOP Instance UID.
-    pub async fn blob_of(&self, sop_instance_uid: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query("SELECT blob_hash FROM instances WHERE sop_instance_uid = $1")
-                .bind(sop_instance_uid)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|r| r.get(0)),
-        )
     }
 }
 

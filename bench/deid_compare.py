@@ -336,7 +336,7 @@ def find_leaks(inp, out, annex):
             if (not private and path[0] != "meta" and not annex.identifying(tag)
                     and tok in in_values.get(path, "")):
                 continue  # kept, non-identifying element that held this text in the input
-            leaks.add((kind, src, describe(path)))
+            leaks.add((kind, src, describe(path), tok))
     return sorted(leaks)
 
 
@@ -388,6 +388,20 @@ def pixel_bytes(ds):
         return None
 
 
+def padded_only(a, b):
+    """B is A with odd-length data (the element, or fragments of encapsulated pixel data)
+    given a trailing pad byte, as PS3.5 requires."""
+    if len(a) % 2 == 1 and b == a + b"\x00":
+        return True
+    from pydicom.encaps import generate_fragments
+    try:
+        fa, fb = list(generate_fragments(a)), list(generate_fragments(b))
+    except Exception:  # noqa: BLE001 - not encapsulated
+        return False
+    return len(fa) == len(fb) and fa != fb and all(
+        x == y or (len(x) % 2 == 1 and y in (x + b"\x00", x + b"\xff")) for x, y in zip(fa, fb))
+
+
 def top(ds, keyword):
     try:
         v = ds.get(keyword)
@@ -411,6 +425,7 @@ def analyse(tool, results, rel, annex, have_dciodvfy):
     uid_where = collections.defaultdict(set)     # input UID -> "file: element path"
     study_map = collections.defaultdict(set)
     series_map = collections.defaultdict(set)
+    written = collections.defaultdict(set)      # (element, value the tool wrote) -> files
     for src, res in results.items():
         name = rel[src]
         f = {"error": res["error"], "outputs": len(res["outputs"])}
@@ -428,7 +443,12 @@ def analyse(tool, results, rel, annex, have_dciodvfy):
         except Exception as e:  # noqa: BLE001
             f["unreadable"] = f"{type(e).__name__}: {str(e)[:120]}"
             continue
-        f["leaks"] = find_leaks(inp, out, annex)
+        f["leak_hits"] = find_leaks(inp, out, annex)
+        in_text = {p: set(components(e)) for p, e in walk_all(inp) if e.VR in TEXT_VRS}
+        for p, e in walk_all(out):
+            if e.VR in TEXT_VRS:
+                for c in set(components(e)) - in_text.get(p, set()):
+                    written[(describe(p), c)].add(name)
         priv = [describe(p) for p, _ in walk_all(out)
                 if isinstance(p[-1], int) and (p[-1] >> 16) & 1]
         f["private"] = len(priv)
@@ -465,6 +485,8 @@ def analyse(tool, results, rel, annex, have_dciodvfy):
             if not ins:
                 continue
             outs = [x for q, x in uid_values(out) if q == p] if len(ins) > 1 else [s]
+            if p[0] == "meta":
+                continue  # file meta: its own row (and the writer's Implementation Class UID)
             for a, b in zip(ins, outs):
                 if a.startswith(WELL_KNOWN_UID):
                     continue
@@ -490,8 +512,8 @@ def analyse(tool, results, rel, annex, have_dciodvfy):
             f["pixels"] = "same"
         elif b is None:
             f["pixels"] = "removed"
-        elif len(a) % 2 == 1 and b == a + b"\x00":
-            f["pixels"] = "padded"  # odd-length input given its trailing pad byte
+        elif padded_only(a, b):
+            f["pixels"] = "padded"  # odd-length input (or fragment) given its pad byte
         elif len(a) == len(b) and len(a) % 2 == 0 and a[0::2] == b[1::2] and \
                 a[1::2] == b[0::2]:
             f["pixels"] = "byte order swapped"
@@ -501,6 +523,15 @@ def analyse(tool, results, rel, annex, have_dciodvfy):
             before, after = dciodvfy_errors(src), dciodvfy_errors(out_path)
             new = after - before
             f["new_dciodvfy"] = sorted(new.elements())
+    # A value the tool itself writes into 3 or more files (a placeholder such as a dummy
+    # date) is no leak when an input happens to hold the same value.
+    constants = {v for (_, v), names in written.items() if len(names) >= 3}
+    for f in per_file.values():
+        hits = f.pop("leak_hits", None)
+        if hits is None:
+            continue
+        f["leaks"] = sorted({h[:3] for h in hits if h[3] not in constants})
+        f["placeholder_hits"] = sorted({h[:3] for h in hits if h[3] in constants})
     # cross-file: UID consistency, grouping
     inconsistent = {u: len(v) for u, v in uid_map.items() if len(v) > 1}
     reverse = collections.defaultdict(set)
@@ -575,6 +606,11 @@ def summarise(per_file, cross, n_valid, n_invalid, invalid_names):
                     where[f"{src} found in {p}"] += 1
         nfiles = len([1 for v in done.values() if any(kd == kind for kd, _, _ in v["leaks"])])
         note = count_note(files)
+        ph = len([1 for v in done.values()
+                  if any(kd == kind for kd, _, _ in v.get("placeholder_hits", []))])
+        if ph:
+            note += (f"{'; ' if note else ''}not counted: in {ph} the input held a "
+                     f"placeholder value the tool itself writes")
         if where:
             note += " — moved/copied: " + count_note(where, 3)
         cells[key] = (f"{nfiles} / {n}", note)
@@ -601,12 +637,16 @@ def summarise(per_file, cross, n_valid, n_invalid, invalid_names):
          if cross['study_merged'] or cross['series_merged'] else "") +
         (f"UID missing in output: {cross['study_lost']} studies, {cross['series_lost']} series"
          if cross['study_lost'] or cross['series_lost'] else ""))
+    notes = []
+    if cross["nested_uids"] == 0:
+        notes.append("no UID left inside sequences to compare")
+    if cross["uid_inconsistent"]:
+        notes.append(f"{cross['uid_inconsistent']} input UIDs got more than one new value in "
+                     f"all (top level included)")
+    if cross["uid_merged"]:
+        notes.append(f"{cross['uid_merged']} new UIDs stand for several input UIDs")
     cells["uid_consistency"] = (
-        f"{cross['uid_inconsistent_nested']} / {cross['nested_uids']}",
-        (f"{cross['uid_inconsistent']} input UIDs got more than one new value in all; "
-         if cross['uid_inconsistent'] else "") +
-        (f"{cross['uid_merged']} new UIDs stand for several input UIDs"
-         if cross['uid_merged'] else ""))
+        f"{cross['uid_inconsistent_nested']} / {cross['nested_uids']} UIDs", "; ".join(notes))
     mm = collections.Counter(v["meta_mismatch"] for v in done.values()
                              if v["meta_mismatch"] and not v["meta_mismatch_in_input"])
     old = [k for k, v in done.items() if v["meta_mismatch"] and v["meta_mismatch_in_input"]]
@@ -653,7 +693,8 @@ ROWS = [
     ("bad_uids", "Invalid UIDs written (grammar, > 64 chars)"),
     ("missing_uids", "Study / Series / SOP Instance UID removed"),
     ("grouping", "Study / series grouping broken (input study or series split)"),
-    ("uid_consistency", "Sequence references not remapped consistently"),
+    ("uid_consistency", "Sequence references not remapped consistently (UIDs that occur "
+                        "inside sequences)"),
     ("meta", "File meta Media Storage SOP Instance UID != SOP Instance UID"),
     ("bad_dates", "Invalid DA / DT values written"),
     ("pixels", "Pixel Data changed (bytes)"),
@@ -698,7 +739,9 @@ def write_report(path, tools_cells, versions, corpus_desc, n_total, elapsed):
             "value was found and in how many files; \"moved/copied\" names the output element "
             "when it is not the same one. A hit in a public element that Annex E keeps and "
             "that held the same text in the input is not counted. Digits of an ID or date "
-            "that happen to occur inside a new UID are not counted.\n"
+            "that happen to occur inside a new UID are not counted, nor is a hit on a value that "
+            "the tool itself writes into three or more files (a placeholder such as a dummy "
+            "date that an input already held).\n"
             "- **UIDs**: every UI value of the output must match the UID grammar and be at "
             "most 64 characters. Input and output are aligned element by element (same path); "
             "an input UID that gets two different new values anywhere in the corpus (in "
@@ -710,7 +753,9 @@ def write_report(path, tools_cells, versions, corpus_desc, n_total, elapsed):
             "- **Dates**: DA values must be YYYYMMDD calendar dates, DT values PS3.5 "
             "date-times; only values that differ from the input at the same place count.\n"
             "- **Pixel Data**: the raw bytes of (7FE0,0010) are compared; no tool is asked "
-            "to clean pixels.\n"
+            "to clean pixels. Giving odd-length data (the element, or a fragment of "
+            "encapsulated data) its trailing pad byte, as PS3.5 requires, is noted, not "
+            "counted.\n"
             "- **dciodvfy**: its `Error` lines on the output, with values and UIDs masked, "
             "that it did not report on the input.\n\n")
         f.write("## Rerun\n\n```sh\ncargo build --release --bin radlab\nscripts/setup-system "
@@ -739,6 +784,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "deid-comparison.md"))
     ap.add_argument("--json", default=os.path.join(ROOT, "bench", "out",
                                                    "deid_compare.json"))
+    ap.add_argument("--radlab-rev", help="the commit the binary was built from (default: "
+                    "`git describe --dirty` of this checkout)")
     args = ap.parse_args()
     if not os.access(args.radlab, os.X_OK):
         sys.exit(f"{args.radlab}: build it first (cargo build --release --bin radlab)")
@@ -785,8 +832,9 @@ def main():
                                     len(invalid_names), sorted(invalid_names))
         radlab_version = subprocess.run([args.radlab, "--version"], capture_output=True,
                                         text=True).stdout.strip() or "radlab"
-        git = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
-                             capture_output=True, text=True).stdout.strip()
+        git = args.radlab_rev or subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True,
+            text=True).stdout.strip()
         dv = "not installed"
         if have_dciodvfy:
             dv = "installed (dicom3tools " + (subprocess.run(

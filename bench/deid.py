@@ -11,8 +11,8 @@ subset the Python tools are timed on, default 100), RADLAB_DEID_BENCH_PY_RUNS (d
 The valid DICOM files of CORPUS_DIR/dicom (not invalid/) that every tool de-identifies are
 copied, in turn, until the set holds about RADLAB_DEID_BENCH_MB. Each copy gets new Study,
 Series and SOP Instance UIDs (rewritten with pydicom wherever they occur, file meta included;
-the file is otherwise the same), so every copy is a distinct object and every tool writes
-every file. The page cache is warmed first; each run writes to a fresh folder and nothing is
+the file is otherwise the same, but for a pad byte given to an odd-length pixel data fragment),
+so every copy is a distinct object and every tool writes every file. The page cache is warmed first; each run writes to a fresh folder and nothing is
 synced to disk (no tool syncs). Medians of several runs:
   - `cp -r SET OUT` (the I/O floor);
   - `radlab deid SET OUT --key-file K` (annex-e-basic, all cores);
@@ -94,14 +94,17 @@ def new_uid(uid, copy):
 
 
 def write_copy(src, dst, copy):
-    """SRC with its Study, Series and SOP Instance UIDs replaced (everywhere) for COPY."""
+    """SRC with its Study, Series and SOP Instance UIDs replaced (everywhere) for COPY: the
+    study and series per copy, the instance per copy and file (the corpus holds one object
+    in several encodings under one SOP Instance UID)."""
     import pydicom
     ds = pydicom.dcmread(src, force=True)
     mapping = {}
     for kw in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         v = ds.get(kw)
         if v:
-            mapping[str(v)] = new_uid(str(v), copy)
+            salt = f"{copy}/{os.path.basename(src)}" if kw == "SOPInstanceUID" else copy
+            mapping[str(v)] = new_uid(str(v), salt)
 
     def remap(dataset):
         for elem in dataset:
@@ -115,13 +118,40 @@ def write_copy(src, dst, copy):
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
         remap(meta)
+        ts = meta.get("TransferSyntaxUID")
+        if ts is not None and ts.is_compressed and "PixelData" in ds:
+            ds.PixelData = even_fragments(ds.PixelData)
     ds.save_as(dst, enforce_file_format=False)
 
 
-def timed(cmd, **kw):
+def even_fragments(buf):
+    """Encapsulated Pixel Data with each odd-length fragment given its trailing pad byte
+    inside its item (pydicom would pad the element instead, after the last item, which
+    dcmtk and radlab then reject): the one change to a copy besides its UIDs."""
+    out, pos, changed = [], 0, False
+    while pos + 8 <= len(buf) and buf[pos:pos + 4] == b"\xfe\xff\x00\xe0":
+        n = int.from_bytes(buf[pos + 4:pos + 8], "little")
+        frag = buf[pos + 8:pos + 8 + n]
+        if n % 2:
+            frag += b"\x00"
+            changed = True
+        out.append(b"\xfe\xff\x00\xe0" + len(frag).to_bytes(4, "little") + frag)
+        pos += 8 + n
+    return b"".join(out) if changed and pos == len(buf) else buf
+
+
+LAST_OUTPUT = {}
+
+
+def timed(cmd, ok=(0,)):
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
-    return time.perf_counter() - t
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    took = time.perf_counter() - t
+    if p.returncode not in ok:
+        sys.exit(f"{' '.join(cmd)}: exit {p.returncode}\n" +
+                 p.stdout.decode(errors="replace")[-3000:])
+    LAST_OUTPUT[cmd[0]] = p.stdout.decode(errors="replace")
+    return took
 
 
 def count_files(d):
@@ -170,6 +200,7 @@ def main():
                                + base, capture_output=True, text=True, check=True)
             for f in json.loads(q.stdout.strip().splitlines()[-1]):
                 failed.setdefault(os.path.realpath(f), tool)
+        failed = {k: v for k, v in failed.items() if k in {os.path.realpath(b) for b in base}}
         usable = [b for b in base if os.path.realpath(b) not in failed]
         base_mb = sum(os.path.getsize(b) for b in usable) / 1e6
         copies = max(1, round(target_mb / base_mb))
@@ -201,7 +232,8 @@ def main():
                 cmd = cmd_for(out)
                 if label in ("deid", "dicom-anonymizer"):  # they need it to exist
                     os.makedirs(out)
-                times[label].append(timed(cmd))
+                # radlab exits 1 when it refuses a file (reported below, not fatal)
+                times[label].append(timed(cmd, ok=(0, 1) if label == "radlab" else (0,)))
                 written[label] = count_files(out)
                 shutil.rmtree(out, ignore_errors=True)
 
@@ -267,7 +299,14 @@ def main():
                     f"({vs_cp:.1f}x).\n")
             if short:
                 f.write("\nFiles written differ from files given: " + ", ".join(
-                    f"{k} {w} of {e}" for k, (w, e) in short.items()) + ".\n")
+                    f"{k} {w} of {e}" for k, (w, e) in short.items()) + ".")
+                refused = [line.strip() for line in LAST_OUTPUT.get(radlab, "").splitlines()
+                           if line.startswith("        ")]
+                if refused:
+                    kinds = sorted({r.split(" at ")[0] + " at " + r.split(" at ")[1]
+                                    for r in refused if " at " in r})
+                    f.write(" radlab's verifier refused files, finding: " + "; ".join(kinds))
+                f.write("\n")
         print(open(out_md).read())
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

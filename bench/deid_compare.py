@@ -388,18 +388,43 @@ def pixel_bytes(ds):
         return None
 
 
-def padded_only(a, b):
-    """B is A with odd-length data (the element, or fragments of encapsulated pixel data)
-    given a trailing pad byte, as PS3.5 requires."""
-    if len(a) % 2 == 1 and b == a + b"\x00":
-        return True
-    from pydicom.encaps import generate_fragments
-    try:
-        fa, fb = list(generate_fragments(a)), list(generate_fragments(b))
-    except Exception:  # noqa: BLE001 - not encapsulated
-        return False
-    return len(fa) == len(fb) and fa != fb and all(
-        x == y or (len(x) % 2 == 1 and y in (x + b"\x00", x + b"\xff")) for x, y in zip(fa, fb))
+def items(buf):
+    """The fragments of encapsulated Pixel Data, read strictly (every item header where the
+    previous item ends, nothing left over), or None."""
+    buf, out, pos = bytes(buf), [], 0
+    while pos < len(buf):
+        if pos + 8 > len(buf) or buf[pos:pos + 4] != b"\xfe\xff\x00\xe0":
+            return None
+        n = int.from_bytes(buf[pos + 4:pos + 8], "little")
+        out.append(buf[pos + 8:pos + 8 + n])
+        pos += 8 + n
+    return out if pos == len(buf) else None
+
+
+def compare_pixels(a, b, encapsulated):
+    """'same', 'padded' (odd-length data given its trailing pad byte, as PS3.5 requires),
+    'broken' (encapsulated data whose items no longer parse) or 'changed'."""
+    if a == b:
+        return "same"
+    if not encapsulated:
+        return "padded" if len(a) % 2 == 1 and b == a + b"\x00" else "changed"
+    fa, fb = items(a), items(b)
+    if fb is None:
+        return "broken"
+    if fa is not None and len(fa) == len(fb) and all(
+            x == y or (len(x) % 2 == 1 and y in (x + b"\x00", x + b"\xff"))
+            for x, y in zip(fa, fb)):
+        return "padded"
+    return "changed"
+
+
+def dcmdump_ok(path):
+    """dcmtk reads the whole file (None when dcmdump is not installed)."""
+    if not shutil.which("dcmdump"):
+        return None
+    p = subprocess.run(["dcmdump", "-q", path], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120)
+    return p.returncode == 0
 
 
 def top(ds, keyword):
@@ -512,13 +537,19 @@ def analyse(tool, results, rel, annex, have_dciodvfy):
             f["pixels"] = "same"
         elif b is None:
             f["pixels"] = "removed"
-        elif padded_only(a, b):
-            f["pixels"] = "padded"  # odd-length input (or fragment) given its pad byte
-        elif len(a) == len(b) and len(a) % 2 == 0 and a[0::2] == b[1::2] and \
-                a[1::2] == b[0::2]:
-            f["pixels"] = "byte order swapped"
         else:
-            f["pixels"] = "changed"
+            ts = meta_value(inp, "TransferSyntaxUID")
+            try:
+                from pydicom.uid import UID
+                enc = bool(ts) and UID(ts).is_compressed
+            except Exception:  # noqa: BLE001
+                enc = False
+            f["pixels"] = compare_pixels(a, b, enc)
+            if f["pixels"] == "changed" and len(a) == len(b) and len(a) % 2 == 0 and \
+                    a[0::2] == b[1::2] and a[1::2] == b[0::2]:
+                f["pixels"] = "byte order swapped"
+        ok_in, ok_out = dcmdump_ok(src), dcmdump_ok(out_path)
+        f["dcmtk_rejects"] = None if ok_in is None else bool(ok_in and not ok_out)
         if have_dciodvfy:
             before, after = dciodvfy_errors(src), dciodvfy_errors(out_path)
             new = after - before
@@ -592,6 +623,11 @@ def summarise(per_file, cross, n_valid, n_invalid, invalid_names):
     unread = [k for k, v in per_file.items() if v.get("unreadable")]
     cells["unreadable"] = (f"{len(unread)}", ", ".join(f"`{os.path.basename(k)}`"
                                                        for k in unread))
+    rej = [k for k, v in per_file.items() if v.get("dcmtk_rejects")]
+    have = any(v.get("dcmtk_rejects") is not None for v in per_file.values())
+    cells["dcmtk"] = (f"{len(rej)}" if have else "-",
+                      ", ".join(f"`{os.path.basename(k)}`" for k in rej) if have
+                      else "dcmdump not installed")
     n = len(done)
     cells["n"] = n
     for kind, key in (("text", "leak_text"), ("date", "leak_date"), ("uid", "leak_uid")):
@@ -684,6 +720,7 @@ ROWS = [
     ("failed", "Files failed or crashed (valid inputs)"),
     ("failed_invalid", "Files failed (invalid/ inputs: truncated, no meta, no pixels)"),
     ("unreadable", "Outputs pydicom cannot read"),
+    ("dcmtk", "Outputs dcmtk cannot read (`dcmdump` fails; it reads the input)"),
     ("leak_text", "Identifying text left (names, IDs, institution, free text)"),
     ("leak_date", "Dates and times left"),
     ("leak_uid", "Original UIDs left"),
@@ -755,7 +792,9 @@ def write_report(path, tools_cells, versions, corpus_desc, n_total, elapsed):
             "- **Pixel Data**: the raw bytes of (7FE0,0010) are compared; no tool is asked "
             "to clean pixels. Giving odd-length data (the element, or a fragment of "
             "encapsulated data) its trailing pad byte, as PS3.5 requires, is noted, not "
-            "counted.\n"
+            "counted; encapsulated data whose items no longer parse (a pad byte appended "
+            "after an odd-length last fragment, outside any item) counts as broken.\n"
+            "- **dcmtk**: `dcmdump -q` of the output fails although it reads the input.\n"
             "- **dciodvfy**: its `Error` lines on the output, with values and UIDs masked, "
             "that it did not report on the input.\n\n")
         f.write("## Rerun\n\n```sh\ncargo build --release --bin radlab\nscripts/setup-system "

@@ -752,9 +752,10 @@ def write_report(path, tools_cells, versions, corpus_desc, n_total, elapsed):
                 f"on {datetime.date.today().isoformat()}: {versions}. {corpus_desc}\n\n")
         f.write("Each tool ran with its default configuration on a copy of every file: "
                 "radlab `deid --profile annex-e-basic` (one process per file, one key); "
-                "`deid` 's default recipe (`get_identifiers` + `replace_identifiers`, what "
+                "`deid`'s default recipe (`get_identifiers` + `replace_identifiers`, what "
                 "`deid identifiers --action all` runs); `dicom-anonymizer`'s `anonymize()` "
-                "with no extra rules and private tags deleted (its CLI default). Counts are "
+                "with no extra rules and private tags deleted (its CLI default); `deid`'s default "
+                "keeps private elements (`remove_private=False`). Counts are "
                 "files out of the outputs that could be compared (N below), unless the row says "
                 "otherwise. Notes name elements and counts, never values.\n\n")
         head = "| check | " + " | ".join(f"{t} (N={tools_cells[t]['n']})" for t in TOOLS) + " |"
@@ -788,7 +789,9 @@ def write_report(path, tools_cells, versions, corpus_desc, n_total, elapsed):
             "output study (series) UID; the corpus holds the same object in several "
             "encodings and several images of one study, so this is tested across files.\n"
             "- **Dates**: DA values must be YYYYMMDD calendar dates, DT values PS3.5 "
-            "date-times; only values that differ from the input at the same place count.\n"
+            "date-times; a year before 1850 (such as a 0001-01-01 placeholder, which "
+            "dciodvfy rejects) is flagged too. Only values that differ from the input at "
+            "the same place count.\n"
             "- **Pixel Data**: the raw bytes of (7FE0,0010) are compared; no tool is asked "
             "to clean pixels. Giving odd-length data (the element, or a fragment of "
             "encapsulated data) its trailing pad byte, as PS3.5 requires, is noted, not "
@@ -879,9 +882,13 @@ def main():
             dv = "installed (dicom3tools " + (subprocess.run(
                 ["dpkg-query", "-W", "-f", "${Version}", "dicom3tools"], capture_output=True,
                 text=True).stdout.strip() or "?") + ")"
+        dcmtk = "not installed"
+        if shutil.which("dcmdump"):
+            dcmtk = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "dcmtk"],
+                                   capture_output=True, text=True).stdout.strip() or "installed"
         versions = (f"{radlab_version} ({git}), deid {metadata.version('deid')}, "
                     f"dicom-anonymizer {metadata.version('dicom-anonymizer')}, pydicom "
-                    f"{pydicom.__version__}, dciodvfy {dv}")
+                    f"{pydicom.__version__}, dciodvfy {dv}, dcmtk {dcmtk}")
         corpus_desc = (f"Corpus: the {len(inputs)} DICOM files of the shared test corpus "
                        f"(`dicom/`: {len(inputs) - len(invalid_names)} valid, "
                        f"{len(invalid_names)} under `invalid/`).")

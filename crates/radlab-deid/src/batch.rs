@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use dicom_dictionary_std::tags;
-use dicom_object::DefaultDicomObject;
 use radlab_dicom::DicomFile;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::engine::{AnnexEProfile, DeidReport};
+use crate::engine::{DeidReport, NotDeidentified};
+use crate::mapping::MappingRecord;
+use crate::profile::Profile;
 use crate::verify::{Finding, verify_against};
 
 /// What happened to one input file.
@@ -21,9 +21,15 @@ pub struct FileOutcome {
     /// anything of the input).
     pub output: Option<String>,
     pub error: Option<String>,
+    /// Why the file was routed to review (burned-in text) instead of written.
+    pub review: Option<String>,
     pub report: Option<DeidReport>,
     /// What the verifier found (the output is then discarded).
     pub findings: Vec<Finding>,
+    /// Originals and their replacements, for the key-protected mapping file only: never
+    /// printed.
+    #[serde(skip)]
+    pub mapping: Option<MappingRecord>,
 }
 
 impl FileOutcome {
@@ -32,11 +38,14 @@ impl FileOutcome {
             input: input.display().to_string(),
             output: None,
             error: None,
+            review: None,
             report: None,
             findings: Vec::new(),
+            mapping: None,
         }
     }
 
+    /// Written and verified, or routed to review as the policy says.
     pub fn ok(&self) -> bool {
         self.error.is_none() && self.findings.is_empty()
     }
@@ -62,32 +71,35 @@ fn walk(path: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The output path of a de-identified object: `OUT/<study>/<series>/<instance>.dcm`.
-pub fn output_path(out_dir: &Path, obj: &DefaultDicomObject) -> Option<PathBuf> {
-    let uid = |tag| {
-        obj.get(tag)
-            .and_then(|e| e.to_str().ok())
-            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
-    };
-    Some(
-        out_dir
-            .join(uid(tags::STUDY_INSTANCE_UID)?)
-            .join(uid(tags::SERIES_INSTANCE_UID)?)
-            .join(format!("{}.dcm", uid(tags::SOP_INSTANCE_UID)?)),
-    )
+/// De-identify every file under `input` into `out_dir`; `progress` is called after each.
+pub fn deidentify_tree(
+    input: &Path,
+    out_dir: &Path,
+    profile: &Profile,
+    progress: &(dyn Fn(&FileOutcome) + Sync),
+) -> Vec<FileOutcome> {
+    deidentify_files(&input_files(input), out_dir, profile, progress)
 }
 
-/// De-identify every file under `input` into `out_dir`.
-pub fn deidentify_tree(input: &Path, out_dir: &Path, profile: &AnnexEProfile) -> Vec<FileOutcome> {
-    input_files(input)
+/// De-identify `files` into `out_dir`.
+pub fn deidentify_files(
+    files: &[PathBuf],
+    out_dir: &Path,
+    profile: &Profile,
+    progress: &(dyn Fn(&FileOutcome) + Sync),
+) -> Vec<FileOutcome> {
+    files
         .par_iter()
-        .map(|path| deidentify_file(path, out_dir, profile))
+        .map(|path| {
+            let outcome = deidentify_file(path, out_dir, profile);
+            progress(&outcome);
+            outcome
+        })
         .collect()
 }
 
 /// De-identify one file; see the module docs for the guarantees.
-pub fn deidentify_file(path: &Path, out_dir: &Path, profile: &AnnexEProfile) -> FileOutcome {
+pub fn deidentify_file(path: &Path, out_dir: &Path, profile: &Profile) -> FileOutcome {
     let mut outcome = FileOutcome::new(path);
     let input = match DicomFile::open(path) {
         Ok(f) => f.into_object(),
@@ -97,11 +109,22 @@ pub fn deidentify_file(path: &Path, out_dir: &Path, profile: &AnnexEProfile) -> 
         }
     };
     let mut output = input.clone();
-    outcome.report = Some(profile.apply(&mut output));
-    let Some(target) = output_path(out_dir, &output) else {
+    match profile.deidentify(&mut output) {
+        Ok(report) => outcome.report = Some(report),
+        Err(NotDeidentified::Review(why)) => {
+            outcome.review = Some(why);
+            return outcome;
+        }
+        Err(e) => {
+            outcome.error = Some(e.to_string());
+            return outcome;
+        }
+    }
+    let Some(name) = profile.output_name(&input, &output) else {
         outcome.error = Some("the object has no Study, Series or SOP Instance UID".into());
         return outcome;
     };
+    let target = out_dir.join(&name);
     let mut bytes = Vec::new();
     if let Err(e) = output.write_all(&mut bytes) {
         outcome.error = Some(format!("cannot encode the de-identified object: {e}"));
@@ -123,7 +146,15 @@ pub fn deidentify_file(path: &Path, out_dir: &Path, profile: &AnnexEProfile) -> 
         return outcome;
     }
     match write_atomically(&target, &bytes) {
-        Ok(()) => outcome.output = Some(target.display().to_string()),
+        Ok(()) => {
+            outcome.output = Some(target.display().to_string());
+            outcome.mapping = Some(MappingRecord::new(
+                &input,
+                &output,
+                &name.to_string_lossy(),
+                profile,
+            ));
+        }
         Err(e) => outcome.error = Some(format!("cannot write {}: {e}", target.display())),
     }
     outcome
@@ -147,7 +178,7 @@ fn write_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Verify the outputs of a previous run: for each input file, find its output (by the UIDs
 /// the same key gives it) and check it.
-pub fn verify_tree(input: &Path, out_dir: &Path, profile: &AnnexEProfile) -> Vec<FileOutcome> {
+pub fn verify_tree(input: &Path, out_dir: &Path, profile: &Profile) -> Vec<FileOutcome> {
     input_files(input)
         .par_iter()
         .map(|path| {
@@ -160,8 +191,17 @@ pub fn verify_tree(input: &Path, out_dir: &Path, profile: &AnnexEProfile) -> Vec
                 }
             };
             let mut expected = input.clone();
-            profile.apply(&mut expected);
-            let Some(target) = output_path(out_dir, &expected) else {
+            if let Err(e) = profile.deidentify(&mut expected) {
+                match e {
+                    NotDeidentified::Review(why) => outcome.review = Some(why),
+                    other => outcome.error = Some(other.to_string()),
+                }
+                return outcome;
+            }
+            let Some(target) = profile
+                .output_name(&input, &expected)
+                .map(|name| out_dir.join(name))
+            else {
                 outcome.error = Some("the input has no Study, Series or SOP Instance UID".into());
                 return outcome;
             };

@@ -9,15 +9,15 @@
 //! Free text marked C (Clean Descriptors) is emptied: cleaning prose automatically is not
 //! reliable. Dates marked C are shifted by a keyed per-patient offset (Modified Dates).
 
-use std::collections::{BTreeSet, HashMap};
-
 use dicom_core::header::Header;
 use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
 use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
 
-use crate::table::{Action, DeidOption, ProfileEntry, TagPattern};
+use crate::pixels::{PixelDecision, mask_pixels};
+use crate::profile::{Profile, Resolved};
+use crate::table::Action;
 
 /// A secret of the project: UIDs, pseudonyms and date offsets derive from it, so the same
 /// input gives the same output across files and runs, and nobody without it can invert them.
@@ -36,6 +36,12 @@ impl DeidKey {
         h.update(&[0]);
         h.update(value);
         *h.finalize().as_bytes()
+    }
+
+    /// A 32-byte key for another purpose (the mapping file's cipher), independent of the
+    /// hashes above.
+    pub(crate) fn derive(&self, purpose: &str) -> [u8; 32] {
+        self.hash(purpose, b"derived-key")
     }
 
     /// The `2.25.` UID that replaces `uid`.
@@ -57,7 +63,7 @@ impl DeidKey {
     }
 
     /// Days to subtract from every date of this patient (1 to 3650).
-    fn date_offset_days(&self, patient_id: &str) -> i64 {
+    pub(crate) fn date_offset_days(&self, patient_id: &str) -> i64 {
         let digest = self.hash("date-offset", patient_id.as_bytes());
         1 + (u64::from_le_bytes(digest[..8].try_into().unwrap()) % 3650) as i64
     }
@@ -69,78 +75,49 @@ impl std::fmt::Debug for DeidKey {
     }
 }
 
-/// A profile: Annex E basic plus options.
-#[derive(Debug, Clone)]
-pub struct AnnexEProfile {
-    options: BTreeSet<DeidOption>,
-    key: DeidKey,
-    exact: HashMap<(u16, u16), &'static ProfileEntry>,
-    patterns: Vec<&'static ProfileEntry>,
+/// Why an object was not de-identified.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotDeidentified {
+    /// Suspected of burned-in text that no rule cleans: listed for review, not written.
+    Review(String),
+    /// Its pixels were to be cleaned and could not be.
+    PixelCleaning(String),
 }
 
-/// Why a profile could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ProfileError {
-    #[error("options {0} and {1} exclude each other")]
-    Conflict(&'static str, &'static str),
-}
-
-impl AnnexEProfile {
-    pub fn new(
-        key: DeidKey,
-        options: impl IntoIterator<Item = DeidOption>,
-    ) -> Result<Self, ProfileError> {
-        let options: BTreeSet<DeidOption> = options.into_iter().collect();
-        if options.contains(&DeidOption::RetainLongitudinalFullDates)
-            && options.contains(&DeidOption::RetainLongitudinalModifiedDates)
-        {
-            return Err(ProfileError::Conflict(
-                DeidOption::RetainLongitudinalFullDates.name(),
-                DeidOption::RetainLongitudinalModifiedDates.name(),
-            ));
-        }
-        let mut exact = HashMap::new();
-        let mut patterns = Vec::new();
-        for entry in crate::annex_e_entries() {
-            match entry.tag {
-                TagPattern::Exact(g, e) => {
-                    exact.insert((g, e), entry);
-                }
-                _ => patterns.push(entry),
+impl std::fmt::Display for NotDeidentified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotDeidentified::Review(why) => write!(f, "routed to review: {why}"),
+            NotDeidentified::PixelCleaning(why) => {
+                write!(f, "cannot clean the burned-in text: {why}")
             }
         }
-        Ok(AnnexEProfile {
-            options,
-            key,
-            exact,
-            patterns,
-        })
+    }
+}
+
+impl Profile {
+    /// De-identify a whole file: the burned-in text policy first (mask the pixels, or
+    /// refuse with [`NotDeidentified::Review`]), then [`Profile::apply`].
+    pub fn deidentify(&self, file: &mut DefaultDicomObject) -> Result<DeidReport, NotDeidentified> {
+        let cleaned = match self.burned_in.decide(file) {
+            PixelDecision::Keep => false,
+            PixelDecision::Review(why) => return Err(NotDeidentified::Review(why)),
+            PixelDecision::Mask(rule) => {
+                mask_pixels(file, rule).map_err(NotDeidentified::PixelCleaning)?;
+                true
+            }
+        };
+        let mut report = self.apply(file);
+        if cleaned {
+            report.pixels_cleaned = true;
+            self.mark(file, true);
+        }
+        Ok(report)
     }
 
-    pub fn options(&self) -> &BTreeSet<DeidOption> {
-        &self.options
-    }
-
-    /// The action for `tag` under this profile's options; `None` when the table does not
-    /// list it (standard attributes not listed are kept).
-    pub fn action_for(&self, tag: Tag) -> Option<Action> {
-        let entry = self.exact.get(&(tag.0, tag.1)).copied().or_else(|| {
-            self.patterns
-                .iter()
-                .copied()
-                .find(|p| p.tag.matches(tag.0, tag.1))
-        })?;
-        // Private creators of kept private blocks are handled with the block; the creator
-        // elements (gggg,0010-00FF) fall under the private row like the rest.
-        let by_option = entry
-            .options
-            .iter()
-            .find(|(option, _)| self.options.contains(option))
-            .map(|(_, action)| *action);
-        Some(by_option.unwrap_or(entry.basic))
-    }
-
-    /// De-identify a whole file: its data set, and the file meta that names its UIDs.
+    /// De-identify the attributes of a file (its data set, and the file meta that names its
+    /// UIDs); pixels are not looked at.
     pub fn apply(&self, file: &mut DefaultDicomObject) -> DeidReport {
         let patient_id = file
             .get(tags::PATIENT_ID)
@@ -152,8 +129,16 @@ impl AnnexEProfile {
             date_offset: self.key.date_offset_days(&patient_id),
         };
         let mut report = DeidReport::default();
-        walk.dataset(file, &mut report);
-        self.mark(file);
+        walk.dataset(file, 0, &mut report);
+        for (tag, vr, value) in &self.add {
+            file.put(DataElement::new(
+                *tag,
+                *vr,
+                PrimitiveValue::from(value.as_str()),
+            ));
+            report.added += 1;
+        }
+        self.mark(file, false);
         if let Some(uid) = file
             .get(tags::SOP_INSTANCE_UID)
             .and_then(|e| e.to_str().ok())
@@ -165,43 +150,97 @@ impl AnnexEProfile {
         report
     }
 
-    /// Patient Identity Removed, De-identification Method and its code sequence.
-    fn mark(&self, obj: &mut InMemDicomObject) {
+    /// Patient Identity Removed, De-identification Method and its code sequence: the Basic
+    /// Profile's code when the profile meets it, and the codes of the options it claims.
+    fn mark(&self, obj: &mut InMemDicomObject, pixels_cleaned: bool) {
         obj.put(DataElement::new(
             tags::PATIENT_IDENTITY_REMOVED,
             VR::CS,
             PrimitiveValue::from("YES"),
         ));
-        let mut method = String::from(
-            "radlab: DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile",
-        );
-        for option in &self.options {
-            method.push_str("; ");
-            method.push_str(option.code().1);
+        let mut codes: Vec<(&str, &str)> = Vec::new();
+        if self.claims_basic {
+            codes.push(("113100", "Basic Application Confidentiality Profile"));
         }
+        if pixels_cleaned {
+            codes.push(("113101", "Clean Pixel Data Option"));
+        }
+        codes.extend(self.claimed.iter().map(|o| o.code()));
+        let method = if self.name == "annex-e-basic" {
+            "radlab: DICOM PS3.15 Annex E Basic Profile".to_string()
+        } else if self.claims_basic {
+            format!(
+                "radlab profile {} (PS3.15 Annex E Basic Profile)",
+                self.name
+            )
+        } else {
+            format!(
+                "radlab profile {} (does not meet the Basic Profile)",
+                self.name
+            )
+        };
+        // A method recorded by an earlier de-identification stays, ours follows.
+        let mut values: Vec<String> = obj
+            .get(tags::DEIDENTIFICATION_METHOD)
+            .and_then(|e| e.to_multi_str().ok().map(|v| v.to_vec()))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.trim_matches(['\0', ' ']).to_string())
+            .filter(|v| !v.is_empty() && !v.starts_with("radlab"))
+            .collect();
+        let earlier = values.len();
+        values.push(truncate_lo(&method));
+        values.extend(
+            codes
+                .iter()
+                .skip(1)
+                .map(|(_, meaning)| truncate_lo(meaning)),
+        );
+        let mut seen = std::collections::HashSet::new();
+        let mut i = 0;
+        values.retain(|v| {
+            i += 1;
+            i <= earlier || seen.insert(v.clone())
+        });
         obj.put(DataElement::new(
             tags::DEIDENTIFICATION_METHOD,
             VR::LO,
-            PrimitiveValue::from(truncate_lo(&method)),
+            PrimitiveValue::Strs(values.into()),
         ));
-        let codes = std::iter::once(("113100", "Basic Application Confidentiality Profile"))
-            .chain(self.options.iter().map(|o| o.code()))
-            .map(|(value, meaning)| {
-                InMemDicomObject::from_element_iter([
-                    DataElement::new(tags::CODE_VALUE, VR::SH, PrimitiveValue::from(value)),
-                    DataElement::new(
-                        tags::CODING_SCHEME_DESIGNATOR,
-                        VR::SH,
-                        PrimitiveValue::from("DCM"),
-                    ),
-                    DataElement::new(tags::CODE_MEANING, VR::LO, PrimitiveValue::from(meaning)),
-                ])
+        if codes.is_empty() {
+            // Nothing of ours to claim; codes of an earlier de-identification stay.
+            return;
+        }
+        let mut items: Vec<InMemDicomObject> = match obj
+            .get(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
+            .map(|e| e.value())
+        {
+            Some(Value::Sequence(seq)) => seq.items().to_vec(),
+            _ => Vec::new(),
+        };
+        let has = |items: &[InMemDicomObject], code: &str| {
+            items.iter().any(|i| {
+                i.get(tags::CODE_VALUE)
+                    .and_then(|e| e.to_str().ok())
+                    .is_some_and(|v| v.trim() == code)
             })
-            .collect::<Vec<_>>();
+        };
+        let ours: Vec<(&str, &str)> = codes.into_iter().filter(|(c, _)| !has(&items, c)).collect();
+        items.extend(ours.into_iter().map(|(value, meaning)| {
+            InMemDicomObject::from_element_iter([
+                DataElement::new(tags::CODE_VALUE, VR::SH, PrimitiveValue::from(value)),
+                DataElement::new(
+                    tags::CODING_SCHEME_DESIGNATOR,
+                    VR::SH,
+                    PrimitiveValue::from("DCM"),
+                ),
+                DataElement::new(tags::CODE_MEANING, VR::LO, PrimitiveValue::from(meaning)),
+            ])
+        }));
         obj.put(DataElement::new(
             tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
             VR::SQ,
-            DataSetSequence::from(codes),
+            DataSetSequence::from(items),
         ));
     }
 }
@@ -217,34 +256,91 @@ pub struct DeidReport {
     pub removed: usize,
     pub emptied: usize,
     pub dummied: usize,
+    pub replaced: usize,
     pub uids_replaced: usize,
     pub dates_shifted: usize,
     pub kept_listed: usize,
+    pub safe_private_kept: usize,
+    pub added: usize,
+    pub pixels_cleaned: bool,
 }
 
 struct Walk<'a> {
-    profile: &'a AnnexEProfile,
+    profile: &'a Profile,
     date_offset: i64,
 }
 
+/// The private creator of the block holding private `tag`, from the same data set.
+pub(crate) fn private_creator(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    if tag.0.is_multiple_of(2) || tag.1 < 0x0010 {
+        return None;
+    }
+    let creator_tag = if tag.1 <= 0x00FF {
+        tag
+    } else {
+        Tag(tag.0, tag.1 >> 8)
+    };
+    obj.get(creator_tag)
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_matches(['\0', ' ']).to_string())
+}
+
 impl Walk<'_> {
-    fn dataset(&self, obj: &mut InMemDicomObject, report: &mut DeidReport) {
+    fn dataset(&self, obj: &mut InMemDicomObject, depth: usize, report: &mut DeidReport) {
         let tags: Vec<Tag> = obj.tags().collect();
         // Removing Overlay Data (60xx,3000) would leave an Overlay Plane module without its
         // Type 1 data, which breaks the object (dciodvfy): the whole group goes with it.
-        let drop_overlays = self.profile.action_for(Tag(0x6000, 0x3000)) == Some(Action::X);
+        let drop_overlays = matches!(
+            self.profile.resolve(Tag(0x6000, 0x3000), depth),
+            Some(Resolved::Act(Action::X))
+        );
+        // Private attributes are judged with their block's creator, read before anything
+        // is removed.
+        let creators: Vec<(Tag, Option<String>)> = tags
+            .iter()
+            .filter(|t| t.0 % 2 == 1)
+            .map(|t| (*t, private_creator(obj, *t)))
+            .collect();
         for tag in tags {
             if drop_overlays && (0x6000..=0x601E).contains(&tag.0) && tag.0 % 2 == 0 {
                 obj.remove_element(tag);
                 report.removed += 1;
                 continue;
             }
+            if tag.0 % 2 == 1 && !self.profile.rules.contains_key(&tag) {
+                let creator = creators
+                    .iter()
+                    .find(|(t, _)| *t == tag)
+                    .and_then(|(_, c)| c.as_deref());
+                let action = self.profile.resolve(tag, depth);
+                let keep = matches!(action, Some(Resolved::Act(Action::C)))
+                    && self.profile.is_safe_private(tag, creator);
+                if !keep {
+                    obj.remove_element(tag);
+                    report.removed += 1;
+                    continue;
+                }
+                report.safe_private_kept += 1;
+            }
             let Some(element) = obj.take(tag) else {
                 continue;
             };
-            if let Some(replacement) = self.element(element, report) {
+            if let Some(replacement) = self.element(element, depth, report) {
                 obj.put(replacement);
             }
+        }
+        // A private creator whose block lost every element goes too.
+        let orphans: Vec<Tag> = obj
+            .tags()
+            .filter(|t| t.0 % 2 == 1 && (0x0010..=0x00FF).contains(&t.1))
+            .filter(|c| {
+                !obj.tags()
+                    .any(|t| t.0 == c.0 && t.1 > 0x00FF && (t.1 >> 8) == c.1)
+            })
+            .collect();
+        for tag in orphans {
+            obj.remove_element(tag);
+            report.removed += 1;
         }
     }
 
@@ -252,13 +348,21 @@ impl Walk<'_> {
     fn element(
         &self,
         element: DataElement<InMemDicomObject>,
+        depth: usize,
         report: &mut DeidReport,
     ) -> Option<DataElement<InMemDicomObject>> {
         let tag = element.tag();
         let vr = element.vr();
-        let Some(action) = self.profile.action_for(tag) else {
-            // Not listed: kept, but sequences are walked for listed attributes inside.
-            return Some(self.recurse(element, report));
+        let action = match self.profile.resolve(tag, depth) {
+            None => {
+                // Not listed: kept, but sequences are walked for listed attributes inside.
+                return Some(self.recurse(element, depth, report));
+            }
+            Some(Resolved::Replace(value)) => {
+                report.replaced += 1;
+                return Some(DataElement::new(tag, vr, PrimitiveValue::from(value)));
+            }
+            Some(Resolved::Act(action)) => action,
         };
         let present = !element
             .value()
@@ -282,7 +386,7 @@ impl Walk<'_> {
             }
             Action::D => {
                 if vr == VR::SQ {
-                    return Some(self.recurse(element, report));
+                    return Some(self.recurse(element, depth, report));
                 }
                 if vr == VR::UI {
                     report.uids_replaced += 1;
@@ -293,7 +397,7 @@ impl Walk<'_> {
             }
             Action::U | Action::XZUStar => {
                 if vr == VR::SQ {
-                    Some(self.recurse(element, report))
+                    Some(self.recurse(element, depth, report))
                 } else if vr == VR::UI {
                     report.uids_replaced += 1;
                     Some(self.uid(element))
@@ -303,7 +407,7 @@ impl Walk<'_> {
                 }
             }
             Action::C => match vr {
-                VR::SQ => Some(self.recurse(element, report)),
+                VR::SQ => Some(self.recurse(element, depth, report)),
                 VR::DA | VR::DT => {
                     report.dates_shifted += 1;
                     Some(self.shift_dates(element))
@@ -316,6 +420,8 @@ impl Walk<'_> {
                     report.uids_replaced += 1;
                     Some(self.uid(element))
                 }
+                // A safe private attribute (judged by the caller).
+                _ if tag.0 % 2 == 1 => Some(element),
                 _ => {
                     report.emptied += 1;
                     Some(empty(tag, vr))
@@ -323,7 +429,7 @@ impl Walk<'_> {
             },
             Action::K => {
                 report.kept_listed += 1;
-                Some(self.recurse(element, report))
+                Some(self.recurse(element, depth, report))
             }
             Action::XZ | Action::XD | Action::XZD | Action::ZD => unreachable!("resolved above"),
         }
@@ -333,6 +439,7 @@ impl Walk<'_> {
     fn recurse(
         &self,
         element: DataElement<InMemDicomObject>,
+        depth: usize,
         report: &mut DeidReport,
     ) -> DataElement<InMemDicomObject> {
         let tag = element.tag();
@@ -343,7 +450,7 @@ impl Walk<'_> {
                     .into_items()
                     .into_iter()
                     .map(|mut item| {
-                        self.dataset(&mut item, report);
+                        self.dataset(&mut item, depth + 1, report);
                         item
                     })
                     .collect();
@@ -393,9 +500,7 @@ impl Walk<'_> {
     }
 
     fn shifts_dates(&self) -> bool {
-        self.profile
-            .options
-            .contains(&DeidOption::RetainLongitudinalModifiedDates)
+        self.profile.shifts_dates()
     }
 
     /// Shift every date of a DA or DT value back by the patient's offset (times kept).
@@ -430,7 +535,7 @@ fn empty(tag: Tag, vr: VR) -> DataElement<InMemDicomObject> {
 }
 
 /// Days since 1970-01-01 of a `YYYYMMDD` date.
-fn parse_date(s: &str) -> Option<i64> {
+pub(crate) fn parse_date(s: &str) -> Option<i64> {
     if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

@@ -5,21 +5,33 @@
 //!
 //! - The attribute table is generated from the standard's Table E.1-1
 //!   ([`annex_e_entries`]), checked against the source by a test.
-//! - [`AnnexEProfile`] applies it, recursively into sequences, with keyed, deterministic
+//! - [`Profile`] applies it, recursively into sequences, with keyed, deterministic
 //!   UID replacement (`2.25.` UIDs), pseudonyms and per-patient date shifting from a
 //!   [`DeidKey`], and records Patient Identity Removed and the De-identification Method
 //!   (code sequence from CID 7050).
-//!
-//! Work in progress (issue 3): presets (vindr-cxr, vindr-mammo, TOML profiles), safe
-//! private tags, burned-in text, the verifier and the `radlab deid` / `verify` commands.
+//! - [`Profile`] also holds the presets (`vindr-cxr`, `vindr-mammo`: allow-lists with
+//!   their file naming), user profiles in TOML (keep, remove, empty, replace, hash, shift,
+//!   add), the safe private attributes, and the burned-in text policy ([`BurnedInPolicy`]:
+//!   route to review, or blank configured rectangles and claim Clean Pixel Data).
+//! - [`verify_against`] looks for what must not survive; [`batch`] runs files and folders
+//!   in parallel with atomic writes; [`mapping`] keeps the way back to the originals,
+//!   encrypted with the project key, apart from the output.
 
 mod annex_e_table;
 pub mod batch;
 mod engine;
+pub mod mapping;
+mod pixels;
+mod profile;
 mod table;
 mod verify;
 
-pub use engine::{AnnexEProfile, DeidKey, DeidReport, ProfileError};
+pub use engine::{DeidKey, DeidReport, NotDeidentified};
+pub use pixels::{BurnedInPolicy, MaskRule, PixelDecision, TextBurningDevice, mask_pixels};
+pub use profile::{
+    Naming, Profile, ProfileError, Rule, SafePrivate, VINDR_CXR_KEPT, VINDR_MAMMO_EXTRA,
+    burned_in_policy_from_toml,
+};
 pub use table::{Action, DeidOption, ProfileEntry, TagPattern};
 pub use verify::{Finding, FindingKind, verify_against};
 

@@ -12,7 +12,8 @@ use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use serde::Serialize;
 
-use crate::engine::AnnexEProfile;
+use crate::engine::private_creator;
+use crate::profile::{Profile, Resolved};
 use crate::table::Action;
 
 /// One problem in a de-identified object.
@@ -36,25 +37,64 @@ pub enum FindingKind {
     PrivateAttribute,
     /// Patient Identity Removed is not YES.
     NotMarked,
+    /// A date outside the range the input's dates were shifted into.
+    DateOutOfRange,
+}
+
+/// Attributes the engine itself writes (marks, cleaned-pixel flags) or the profile adds.
+fn written_by_engine(profile: &Profile, tag: Tag) -> bool {
+    [
+        tags::PATIENT_IDENTITY_REMOVED,
+        tags::DEIDENTIFICATION_METHOD,
+        tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
+        tags::BURNED_IN_ANNOTATION,
+    ]
+    .contains(&tag)
+        || profile.add.iter().any(|(t, _, _)| *t == tag)
+}
+
+/// Whether the profile keeps `tag` (at `depth`) as it is.
+fn kept_by_profile(
+    profile: &Profile,
+    obj: &InMemDicomObject,
+    tag: Tag,
+    vr: VR,
+    depth: usize,
+) -> bool {
+    if tag.0 % 2 == 1 && !profile.rules.contains_key(&tag) {
+        return matches!(profile.resolve(tag, depth), Some(Resolved::Act(Action::C)))
+            && profile.is_safe_private(tag, private_creator(obj, tag).as_deref());
+    }
+    match profile.resolve(tag, depth) {
+        None | Some(Resolved::Act(Action::K)) => true,
+        // Times marked C are kept by the Modified Dates option (only dates move).
+        Some(Resolved::Act(Action::C)) => vr == VR::TM,
+        _ => false,
+    }
 }
 
 const DUMMIES: [&[u8]; 3] = [b"19000101", b"19000101000000", b"000000"];
 
 /// An identifying value of the input and where it was.
 struct Secret {
+    /// Lower-cased.
     value: Vec<u8>,
     source: String,
+    /// A UID: looked for as a whole value in UI elements (a short number found inside a
+    /// fresh `2.25.` UID is chance, not a leak).
+    uid: bool,
 }
 
 /// Check `output` (de-identified with `profile`) against the `input` it came from.
 pub fn verify_against(
     input: &DefaultDicomObject,
     output: &DefaultDicomObject,
-    profile: &AnnexEProfile,
+    profile: &Profile,
 ) -> Vec<Finding> {
     let mut secrets = Vec::new();
     let mut kept = Vec::new();
-    collect_secrets(input, profile, "", &mut secrets, &mut kept);
+    let mut dates = Dates::default();
+    collect_secrets(input, profile, "", 0, &mut secrets, &mut kept, &mut dates);
     // A value that a kept attribute also carries (the manufacturer repeated in a private
     // creator) is not a leak; nor are the engine's own dummy values.
     secrets.retain(|s| {
@@ -68,8 +108,9 @@ pub fn verify_against(
         .trim_end_matches('\0');
     if meta_uid.len() >= 8 && !profile.options().contains(&crate::DeidOption::RetainUids) {
         secrets.push(Secret {
-            value: meta_uid.as_bytes().to_vec(),
+            value: meta_uid.to_ascii_lowercase().into_bytes(),
             source: "(0002,0003)".into(),
+            uid: true,
         });
     }
     let mut findings = Vec::new();
@@ -78,9 +119,18 @@ pub fn verify_against(
         ("(0002,0003)", meta.media_storage_sop_instance_uid()),
         ("(0002,0002)", meta.media_storage_sop_class_uid()),
     ] {
-        scan_bytes(value.as_bytes(), tag, &secrets, &mut findings);
+        scan_bytes(value.as_bytes(), true, tag, &secrets, &mut findings);
     }
-    scan(output, profile, "", &secrets, &mut findings);
+    scan(output, profile, "", 0, &secrets, &mut findings);
+    if profile.shifts_dates() {
+        let patient_id = input
+            .get(tags::PATIENT_ID)
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        dates.offset = profile.key.date_offset_days(&patient_id);
+        check_dates(output, "", &dates, &mut findings);
+    }
     let marked = output
         .get(tags::PATIENT_IDENTITY_REMOVED)
         .and_then(|e| e.to_str().ok())
@@ -103,25 +153,46 @@ fn tag_text(tag: Tag) -> String {
 /// (PN) anywhere; UIDs of the DICOM standard itself (1.2.840.10008...) are not secrets.
 fn collect_secrets(
     obj: &InMemDicomObject,
-    profile: &AnnexEProfile,
+    profile: &Profile,
     prefix: &str,
+    depth: usize,
     out: &mut Vec<Secret>,
     kept: &mut Vec<Vec<u8>>,
+    dates: &mut Dates,
 ) {
     for element in obj.iter() {
         let tag = element.tag();
         let path = format!("{prefix}{}", tag_text(tag));
         if let Value::Sequence(seq) = element.value() {
             for (i, item) in seq.items().iter().enumerate() {
-                collect_secrets(item, profile, &format!("{path}[{i}]/"), out, kept);
+                collect_secrets(
+                    item,
+                    profile,
+                    &format!("{path}[{i}]/"),
+                    depth + 1,
+                    out,
+                    kept,
+                    dates,
+                );
             }
             continue;
         }
-        let action = profile.action_for(tag);
-        // Times marked C are kept by the Modified Dates option (only dates move).
-        let kept_by_profile = matches!(action, None | Some(Action::K))
-            || (action == Some(Action::C) && element.vr() == VR::TM);
-        let identifying = !kept_by_profile || element.vr() == VR::PN;
+        let is_kept = kept_by_profile(profile, obj, tag, element.vr(), depth);
+        if matches!(element.vr(), VR::DA | VR::DT)
+            && let Ok(values) = element.to_multi_str()
+        {
+            for v in values.iter() {
+                if let Some(day) = v.trim().get(..8).and_then(crate::engine::parse_date) {
+                    if is_kept {
+                        dates.kept.push(day);
+                    } else {
+                        dates.min = Some(dates.min.map_or(day, |m: i64| m.min(day)));
+                        dates.max = Some(dates.max.map_or(day, |m: i64| m.max(day)));
+                    }
+                }
+            }
+        }
+        let identifying = !is_kept || element.vr() == VR::PN;
         // Binary numbers (a private FD of 2048) are not text that can leak, and would match
         // digits of unrelated UIDs.
         let min_len = match element.vr() {
@@ -156,8 +227,9 @@ fn collect_secrets(
                 continue;
             }
             out.push(Secret {
-                value: part.as_bytes().to_vec(),
+                value: part.to_ascii_lowercase().into_bytes(),
                 source: path.clone(),
+                uid: element.vr() == VR::UI,
             });
         }
     }
@@ -165,18 +237,19 @@ fn collect_secrets(
 
 fn scan(
     obj: &InMemDicomObject,
-    profile: &AnnexEProfile,
+    profile: &Profile,
     prefix: &str,
+    depth: usize,
     secrets: &[Secret],
     findings: &mut Vec<Finding>,
 ) {
     for element in obj.iter() {
         let tag = element.tag();
         let path = format!("{prefix}{}", tag_text(tag));
+        let engine = depth == 0 && written_by_engine(profile, tag);
         if tag.0 % 2 == 1
-            && !profile
-                .options()
-                .contains(&crate::DeidOption::RetainSafePrivate)
+            && !profile.rules.contains_key(&tag)
+            && !kept_by_profile(profile, obj, tag, element.vr(), depth)
         {
             findings.push(Finding {
                 path: path.clone(),
@@ -184,7 +257,10 @@ fn scan(
                 source: None,
             });
         }
-        if profile.action_for(tag) == Some(Action::X) {
+        if !engine
+            && tag.0 % 2 == 0
+            && profile.resolve(tag, depth) == Some(Resolved::Act(Action::X))
+        {
             findings.push(Finding {
                 path: path.clone(),
                 kind: FindingKind::ShouldBeRemoved,
@@ -192,29 +268,75 @@ fn scan(
             });
         }
         match element.value() {
-            Value::Sequence(seq) => {
+            Value::Sequence(seq) if !engine => {
                 for (i, item) in seq.items().iter().enumerate() {
-                    scan(item, profile, &format!("{path}[{i}]/"), secrets, findings);
+                    scan(
+                        item,
+                        profile,
+                        &format!("{path}[{i}]/"),
+                        depth + 1,
+                        secrets,
+                        findings,
+                    );
                 }
             }
-            Value::Primitive(p) if tag != tags::PIXEL_DATA => {
-                scan_bytes(&p.to_bytes(), &path, secrets, findings);
+            // The marks are the engine's own fixed text.
+            Value::Primitive(p) if tag != tags::PIXEL_DATA && !engine => {
+                scan_bytes(
+                    &p.to_bytes(),
+                    element.vr() == VR::UI,
+                    &path,
+                    secrets,
+                    findings,
+                );
             }
             _ => {}
         }
     }
 }
 
-fn scan_bytes(bytes: &[u8], path: &str, secrets: &[Secret], findings: &mut Vec<Finding>) {
+fn scan_bytes(
+    bytes: &[u8],
+    uid_element: bool,
+    path: &str,
+    secrets: &[Secret],
+    findings: &mut Vec<Finding>,
+) {
+    let mut leak = |secret: &Secret| {
+        findings.push(Finding {
+            path: path.to_string(),
+            kind: FindingKind::LeakedValue,
+            source: Some(secret.source.clone()),
+        })
+    };
+    if uid_element {
+        for value in bytes.split(|&b| b == b'\\') {
+            let value = value.trim_ascii_end();
+            let value = value.strip_suffix(b"\0").unwrap_or(value);
+            for secret in secrets.iter().filter(|s| s.uid) {
+                if value.eq_ignore_ascii_case(&secret.value) {
+                    leak(secret);
+                }
+            }
+        }
+        return;
+    }
+    let hay = bytes.to_ascii_lowercase();
+    let trimmed = hay.trim_ascii();
+    if is_pseudonym(trimmed.strip_suffix(b"\0").unwrap_or(trimmed)) {
+        return;
+    }
     for secret in secrets {
-        if contains_ci(bytes, &secret.value) {
-            findings.push(Finding {
-                path: path.to_string(),
-                kind: FindingKind::LeakedValue,
-                source: Some(secret.source.clone()),
-            });
+        if !secret.value.is_empty() && memchr::memmem::find(&hay, &secret.value).is_some() {
+            leak(secret);
         }
     }
+}
+
+/// The engine's keyed pseudonym (`ANON-` and 8 hex digits): random to anyone without the
+/// key, so a short secret found in it is chance.
+fn is_pseudonym(v: &[u8]) -> bool {
+    v.len() == 13 && v.starts_with(b"anon-") && v[5..].iter().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Whether `needle` occurs in `hay`, ignoring ASCII case.
@@ -224,4 +346,52 @@ fn contains_ci(hay: &[u8], needle: &[u8]) -> bool {
         && hay
             .windows(needle.len())
             .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// The input's dates: those the profile shifts (their range) and those it keeps.
+#[derive(Default)]
+struct Dates {
+    min: Option<i64>,
+    max: Option<i64>,
+    kept: Vec<i64>,
+    offset: i64,
+}
+
+/// With shifted dates, every date of the output must be a kept input date, the engine's
+/// dummy, or inside the input's range moved back by the patient's offset.
+fn check_dates(obj: &InMemDicomObject, prefix: &str, dates: &Dates, findings: &mut Vec<Finding>) {
+    let dummy = crate::engine::parse_date("19000101");
+    for element in obj.iter() {
+        let tag = element.tag();
+        let path = format!("{prefix}{}", tag_text(tag));
+        if let Value::Sequence(seq) = element.value() {
+            for (i, item) in seq.items().iter().enumerate() {
+                check_dates(item, &format!("{path}[{i}]/"), dates, findings);
+            }
+            continue;
+        }
+        if !matches!(element.vr(), VR::DA | VR::DT) {
+            continue;
+        }
+        let Ok(values) = element.to_multi_str() else {
+            continue;
+        };
+        let out_of_range = values.iter().any(|v| {
+            let Some(day) = v.trim().get(..8).and_then(crate::engine::parse_date) else {
+                return false;
+            };
+            let in_range = match (dates.min, dates.max) {
+                (Some(lo), Some(hi)) => (lo - dates.offset..=hi - dates.offset).contains(&day),
+                _ => false,
+            };
+            !(in_range || dates.kept.contains(&day) || Some(day) == dummy)
+        });
+        if out_of_range {
+            findings.push(Finding {
+                path,
+                kind: FindingKind::DateOutOfRange,
+                source: None,
+            });
+        }
+    }
 }

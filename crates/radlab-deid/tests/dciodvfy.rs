@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use radlab_deid::{AnnexEProfile, DeidKey, DeidOption};
+use radlab_deid::{DeidKey, DeidOption, Profile};
 use radlab_dicom::DicomFile;
 use radlab_testkit::{corpus, has_tool};
 
@@ -50,6 +50,17 @@ fn mask_values(line: &str) -> String {
         .join(" ")
 }
 
+/// Errors that follow from an attribute's absence (a missing Image Type makes its third
+/// value "required"; a missing Presentation Intent Type makes a For Presentation attribute
+/// misplaced; a missing Segmentation Type makes the next check read an enumerated value
+/// wrongly).
+const ALLOW_LIST_CONSEQUENCES: [&str; 4] = [
+    "Error - Missing attribute",
+    "Error - A value is required for value 3 in",
+    "Error - May only be present in For Presentation images",
+    "Error - Unrecognized enumerated value <_> for value 1 of attribute <_>",
+];
+
 #[test]
 fn dciodvfy_finds_no_new_error_in_our_output() {
     let test = "dciodvfy_finds_no_new_error_in_our_output";
@@ -59,8 +70,10 @@ fn dciodvfy_finds_no_new_error_in_our_output() {
     }
     let key = DeidKey::from_secret(b"dciodvfy test key");
     let profiles = [
-        AnnexEProfile::new(key.clone(), []).unwrap(),
-        AnnexEProfile::new(key, [DeidOption::RetainLongitudinalModifiedDates]).unwrap(),
+        Profile::annex_e(key.clone(), []).unwrap(),
+        Profile::annex_e(key.clone(), [DeidOption::RetainLongitudinalModifiedDates]).unwrap(),
+        Profile::named("vindr-cxr", key.clone(), []).unwrap(),
+        Profile::named("vindr-mammo", key, []).unwrap(),
     ];
     let tmp = tempfile::tempdir().unwrap();
     let mut checked = 0;
@@ -77,9 +90,19 @@ fn dciodvfy_finds_no_new_error_in_our_output() {
             let out = tmp.path().join(format!("out{i}.dcm"));
             obj.write_to_file(&out).unwrap();
             let after = errors(&out);
-            let new: Vec<_> = after.difference(&before).collect();
+            let mut new: Vec<_> = after.difference(&before).collect();
+            if profile.name().starts_with("vindr") && row.path.starts_with("dicom/invalid/") {
+                // Image allow-lists on broken or non-image objects: nothing to compare.
+                continue;
+            }
+            if profile.name().starts_with("vindr") {
+                // The VinDr allow-lists drop every attribute not on their list, Type 1 and 2
+                // ones included, as the published scripts did: the only new errors allowed
+                // are missing attributes and what dciodvfy derives from their absence.
+                new.retain(|e| !ALLOW_LIST_CONSEQUENCES.iter().any(|c| e.starts_with(c)));
+            }
             if !new.is_empty() {
-                failures.push(format!("{} (profile {i}): {new:?}", row.path));
+                failures.push(format!("{} ({}): {new:?}", row.path, profile.name()));
             }
             checked += 1;
         }

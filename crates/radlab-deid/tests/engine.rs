@@ -5,7 +5,7 @@ use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
 use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::{DefaultDicomObject, FileMetaTableBuilder, InMemDicomObject};
-use radlab_deid::{Action, AnnexEProfile, DeidKey, DeidOption};
+use radlab_deid::{Action, DeidKey, DeidOption, Profile};
 use radlab_dicom::DicomFile;
 use radlab_testkit::corpus;
 
@@ -92,19 +92,19 @@ fn sample() -> DefaultDicomObject {
 #[test]
 fn the_table_holds_the_standards_rows_and_resolves_options() {
     assert_eq!(radlab_deid::annex_e_entries().len(), 621);
-    let basic = AnnexEProfile::new(key(), []).unwrap();
+    let basic = Profile::annex_e(key(), []).unwrap();
     assert_eq!(basic.action_for(tags::PATIENT_NAME), Some(Action::Z));
     assert_eq!(basic.action_for(tags::SOP_INSTANCE_UID), Some(Action::U));
     assert_eq!(basic.action_for(Tag(0x6002, 0x3000)), Some(Action::X));
     assert_eq!(basic.action_for(Tag(0x5010, 0x0005)), Some(Action::X));
     assert_eq!(basic.action_for(Tag(0x0029, 0x1010)), Some(Action::X));
     assert_eq!(basic.action_for(tags::MODALITY), None);
-    let dates = AnnexEProfile::new(key(), [DeidOption::RetainLongitudinalModifiedDates]).unwrap();
+    let dates = Profile::annex_e(key(), [DeidOption::RetainLongitudinalModifiedDates]).unwrap();
     assert_eq!(dates.action_for(tags::CONTENT_DATE), Some(Action::C));
-    let full = AnnexEProfile::new(key(), [DeidOption::RetainLongitudinalFullDates]).unwrap();
+    let full = Profile::annex_e(key(), [DeidOption::RetainLongitudinalFullDates]).unwrap();
     assert_eq!(full.action_for(tags::CONTENT_DATE), Some(Action::K));
     assert!(
-        AnnexEProfile::new(
+        Profile::annex_e(
             key(),
             [
                 DeidOption::RetainLongitudinalFullDates,
@@ -118,7 +118,7 @@ fn the_table_holds_the_standards_rows_and_resolves_options() {
 #[test]
 fn basic_profile_applies_each_action_code() {
     let mut obj = sample();
-    let report = AnnexEProfile::new(key(), []).unwrap().apply(&mut obj);
+    let report = Profile::annex_e(key(), []).unwrap().apply(&mut obj);
     // Z: emptied
     assert_eq!(s(&obj, tags::PATIENT_NAME).as_deref(), Some(""));
     assert_eq!(s(&obj, tags::ACCESSION_NUMBER).as_deref(), Some(""));
@@ -174,7 +174,7 @@ fn options_keep_or_clean_what_they_name() {
         DeidOption::RetainUids,
     ];
     let mut obj = sample();
-    AnnexEProfile::new(key(), options).unwrap().apply(&mut obj);
+    Profile::annex_e(key(), options).unwrap().apply(&mut obj);
     // Modified dates: shifted by the same per-patient offset, so intervals survive.
     let study = s(&obj, tags::STUDY_DATE).unwrap();
     let content = s(&obj, tags::CONTENT_DATE).unwrap();
@@ -200,7 +200,7 @@ fn options_keep_or_clean_what_they_name() {
 
     // Full dates: kept as they were.
     let mut obj = sample();
-    AnnexEProfile::new(key(), [DeidOption::RetainLongitudinalFullDates])
+    Profile::annex_e(key(), [DeidOption::RetainLongitudinalFullDates])
         .unwrap()
         .apply(&mut obj);
     assert_eq!(s(&obj, tags::STUDY_DATE).as_deref(), Some("20240229"));
@@ -209,7 +209,7 @@ fn options_keep_or_clean_what_they_name() {
 #[test]
 fn the_interval_between_two_dates_of_a_patient_survives_the_shift() {
     let mut obj = sample();
-    AnnexEProfile::new(key(), [DeidOption::RetainLongitudinalModifiedDates])
+    Profile::annex_e(key(), [DeidOption::RetainLongitudinalModifiedDates])
         .unwrap()
         .apply(&mut obj);
     // 2024-02-29 and 2024-03-01 are one day apart before and after.
@@ -257,7 +257,7 @@ fn the_interval_between_two_dates_of_a_patient_survives_the_shift() {
 /// private creator).
 fn identifying_values(
     obj: &InMemDicomObject,
-    profile: &AnnexEProfile,
+    profile: &Profile,
     out: &mut Vec<String>,
     kept: &mut Vec<String>,
 ) {
@@ -336,7 +336,7 @@ fn basic_profile_on_every_corpus_file_leaves_no_listed_identifier_and_keeps_pixe
     let Some(corpus) = corpus("deid_basic_profile_on_the_corpus") else {
         return;
     };
-    let profile = AnnexEProfile::new(key(), []).unwrap();
+    let profile = Profile::annex_e(key(), []).unwrap();
     let mut checked = 0;
     for row in corpus.dicom_rows() {
         let Ok(file) = DicomFile::open(corpus.path(&row.path)) else {
@@ -390,19 +390,51 @@ fn the_verifier_finds_nothing_after_the_basic_profile_and_flags_an_untouched_cop
     let Some(corpus) = corpus("verifier_on_the_corpus") else {
         return;
     };
-    let profile = AnnexEProfile::new(key(), []).unwrap();
-    let dated = AnnexEProfile::new(key(), [DeidOption::RetainLongitudinalModifiedDates]).unwrap();
+    let profile = Profile::annex_e(key(), []).unwrap();
+    // Every preset, and the basic profile with each option (the two date options apart).
+    let mut profiles = vec![
+        Profile::annex_e(key(), [DeidOption::RetainLongitudinalModifiedDates]).unwrap(),
+        Profile::named("vindr-cxr", key(), []).unwrap(),
+        Profile::named("vindr-mammo", key(), []).unwrap(),
+        Profile::named(
+            "vindr-mammo",
+            key(),
+            [DeidOption::RetainLongitudinalModifiedDates],
+        )
+        .unwrap(),
+    ];
+    for option in DeidOption::ALL {
+        profiles.push(Profile::annex_e(key(), [option]).unwrap());
+    }
+    profiles.push(profile.clone());
     let mut leaks_seen = 0;
     for row in corpus.dicom_rows() {
         let Ok(file) = DicomFile::open(corpus.path(&row.path)) else {
             continue;
         };
         let input = file.into_object();
-        for p in [&profile, &dated] {
+        for p in &profiles {
             let mut output = input.clone();
             p.apply(&mut output);
-            let findings = radlab_deid::verify_against(&input, &output, p);
-            assert!(findings.is_empty(), "{}: {findings:?}", row.path);
+            // What is checked is what a reader gets back from the written file.
+            let mut bytes = Vec::new();
+            output.write_all(&mut bytes).unwrap();
+            let back = DicomFile::from_bytes(&bytes).unwrap().into_object();
+            let findings = radlab_deid::verify_against(&input, &back, p);
+            assert!(
+                findings.is_empty(),
+                "{} ({} {:?}): {findings:?}",
+                row.path,
+                p.name(),
+                p.options()
+            );
+            assert_eq!(
+                pixel_digest(&back),
+                pixel_digest(&input),
+                "{} ({}): pixel data changed",
+                row.path,
+                p.name()
+            );
         }
         // Not de-identified at all: the verifier must say so (at least its UIDs leak).
         let findings = radlab_deid::verify_against(&input, &input, &profile);
@@ -426,7 +458,7 @@ fn overlays_go_as_a_whole_group_unless_graphics_are_kept() {
         VR::US,
         PrimitiveValue::from(2u16),
     ));
-    AnnexEProfile::new(key(), []).unwrap().apply(&mut obj);
+    Profile::annex_e(key(), []).unwrap().apply(&mut obj);
     assert!(
         obj.iter()
             .all(|e| !(0x6000..=0x601E).contains(&e.header().tag.0))
@@ -437,7 +469,7 @@ fn overlays_go_as_a_whole_group_unless_graphics_are_kept() {
         VR::US,
         PrimitiveValue::from(2u16),
     ));
-    AnnexEProfile::new(key(), [DeidOption::CleanGraphics])
+    Profile::annex_e(key(), [DeidOption::CleanGraphics])
         .unwrap()
         .apply(&mut obj);
     assert!(obj.get(Tag(0x6000, 0x0010)).is_some());

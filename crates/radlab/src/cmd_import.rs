@@ -36,6 +36,25 @@ pub struct ImportArgs {
     /// (for benchmarks of the full path; the catalog still keeps one row per object).
     #[arg(long)]
     no_skip_known: bool,
+    /// De-identify every file with this profile before it is imported, so that nothing
+    /// identifying enters the catalog or the blob store (profiles as for `radlab deid`).
+    #[arg(long, value_name = "PROFILE")]
+    deid: Option<String>,
+    /// An Annex E option for --deid (repeatable; names as for `radlab deid --option`).
+    #[arg(long = "deid-option", value_parser = crate::cmd_deid::parse_option, requires = "deid")]
+    deid_options: Vec<radlab_deid::DeidOption>,
+    /// The project key file for --deid.
+    #[arg(long, env = "RADLAB_DEID_KEY_FILE", requires = "deid")]
+    key_file: Option<PathBuf>,
+    /// Burned-in text rules for --deid (see `radlab deid --burned-in`).
+    #[arg(long, requires = "deid")]
+    burned_in: Option<PathBuf>,
+    /// With --deid: keep the encrypted mapping back to the originals in this file.
+    #[arg(long, requires = "deid")]
+    mapping: Option<PathBuf>,
+    /// With --deid: write the input paths routed to review to this file.
+    #[arg(long, requires = "deid")]
+    review_list: Option<PathBuf>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -95,6 +114,63 @@ pub fn import(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
             anyhow::bail!("{}: no such file or folder", path.display());
         }
     }
+    if args.deid.is_some() {
+        return import_deidentified(cli, args);
+    }
+    import_paths_now(cli, args, &args.paths)
+}
+
+/// `import --deid`: de-identify into a staging folder inside the data folder, import that,
+/// and remove it; files that fail or are routed to review are reported and not imported.
+fn import_deidentified(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
+    let Some(key_file) = args.key_file.clone() else {
+        anyhow::bail!("--deid needs the project key: --key-file FILE (or RADLAB_DEID_KEY_FILE)");
+    };
+    if let Some(zip) = args
+        .paths
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")))
+    {
+        anyhow::bail!(
+            "{}: --deid reads files and folders; unpack the archive first",
+            zip.display()
+        );
+    }
+    let profile = crate::cmd_deid::ProfileArgs::new(
+        args.deid.clone().unwrap_or_default(),
+        args.deid_options.clone(),
+        key_file,
+        args.burned_in.clone(),
+    )
+    .profile()?;
+    let staging = cli
+        .data_dir
+        .join(format!(".deid-staging-{}", std::process::id()));
+    let batch = crate::cmd_deid::BatchArgs {
+        mapping: args.mapping.clone(),
+        review_list: args.review_list.clone(),
+        json: args.json,
+    };
+    let result = (|| {
+        let mut outcomes = Vec::new();
+        for path in &args.paths {
+            outcomes.extend(crate::cmd_deid::run_batch(path, &staging, &profile, &batch)?.0);
+        }
+        if !args.json {
+            crate::cmd_deid::report(&outcomes, false, "de-identified")?;
+        }
+        if staging.exists() {
+            import_paths_now(cli, args, std::slice::from_ref(&staging))
+        } else {
+            println!("nothing to import");
+            Ok(ExitCode::SUCCESS)
+        }
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+fn import_paths_now(cli: &Cli, args: &ImportArgs, paths: &[PathBuf]) -> Result<ExitCode> {
     let rt = runtime()?;
     let summary = rt.block_on(async {
         let (catalog, blobs) = open_stores(cli).await?;
@@ -117,7 +193,7 @@ pub fn import(cli: &Cli, args: &ImportArgs) -> Result<ExitCode> {
             jobs: args.jobs,
             skip_known: !args.no_skip_known,
         };
-        let summary = import_paths(&catalog, &blobs, &args.paths, &options, progress).await?;
+        let summary = import_paths(&catalog, &blobs, paths, &options, progress).await?;
         catalog.close().await;
         anyhow::Ok(summary)
     })?;

@@ -52,6 +52,8 @@ enum Command {
     Deid(cmd_deid::DeidArgs),
     /// Check de-identified output against its input for anything that should not be there.
     Verify(cmd_deid::VerifyArgs),
+    /// Show the mapping back to the originals that `deid --mapping` kept (needs the key).
+    DeidMapping(cmd_deid::MappingArgs),
 }
 
 impl Cli {
@@ -89,6 +91,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd_import::demo(&cli, args),
         Command::Deid(args) => cmd_deid::deid(args),
         Command::Verify(args) => cmd_deid::verify(args),
+        Command::DeidMapping(args) => cmd_deid::show_mapping(args),
     };
     match result {
         Ok(code) => code,

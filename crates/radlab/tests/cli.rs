@@ -27,7 +27,16 @@ fn text(out: &Output) -> String {
 #[test]
 fn every_subcommand_has_help() {
     let tmp = tempfile::tempdir().unwrap();
-    for sub in ["import", "ls", "render", "info", "demo", "deid", "verify"] {
+    for sub in [
+        "import",
+        "ls",
+        "render",
+        "info",
+        "demo",
+        "deid",
+        "verify",
+        "deid-mapping",
+    ] {
         let out = radlab(&[sub, "--help"], tmp.path());
         assert!(out.status.success(), "{sub} --help: {}", text(&out));
         assert!(text(&out).contains("Usage: radlab"), "{sub}");
@@ -174,7 +183,7 @@ fn deid_writes_verified_outputs_and_verify_catches_a_raw_file() {
     );
     assert!(run.status.success(), "{}", text(&run));
     assert!(
-        text(&run).contains("5 de-identified, 0 failed"),
+        text(&run).contains("5 de-identified, 0 routed to review, 0 failed"),
         "{}",
         text(&run)
     );
@@ -236,6 +245,168 @@ fn deid_writes_verified_outputs_and_verify_catches_a_raw_file() {
         "{}",
         text(&nokey)
     );
+}
+
+#[test]
+fn vindr_preset_writes_md5_names_and_a_mapping_only_the_key_opens() {
+    let Some(corpus) = corpus("vindr_preset_and_mapping") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("project.key");
+    std::fs::write(&key, b"0123456789abcdef0123456789abcdef").unwrap();
+    let input = corpus.path("dicom/cxr");
+    let out = tmp.path().join("out");
+    let map = tmp.path().join("private/map.bin");
+    std::fs::create_dir_all(map.parent().unwrap()).unwrap();
+    let args = |out: &Path, map: &Path| {
+        vec![
+            "deid".to_string(),
+            input.to_str().unwrap().to_string(),
+            out.to_str().unwrap().to_string(),
+            "--profile".into(),
+            "vindr-cxr".into(),
+            "--key-file".into(),
+            key.to_str().unwrap().to_string(),
+            "--mapping".into(),
+            map.to_str().unwrap().to_string(),
+        ]
+    };
+    // The mapping may not travel inside the output.
+    let inside = out.join("map.bin");
+    let a = args(&out, &inside);
+    let refused = radlab(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        tmp.path(),
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("outside the output folder"),
+        "{}",
+        text(&refused)
+    );
+    let a = args(&out, &map);
+    let run = radlab(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        tmp.path(),
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    let names: Vec<String> = walk(&out)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(names.len(), 5);
+    assert!(
+        names.iter().all(|n| n.len() == 32 + 6
+            && n.ends_with(".dicom")
+            && n[..32].bytes().all(|b| b.is_ascii_hexdigit())),
+        "{names:?}"
+    );
+    let show = radlab(
+        &[
+            "deid-mapping",
+            map.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(show.status.success(), "{}", text(&show));
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&show.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 5);
+    for r in &records {
+        assert!(names.contains(&r["output"].as_str().unwrap().to_string()));
+        assert!(r["sop_uid"].as_str().unwrap().starts_with("2.25."));
+        assert!(!r["original_sop_uid"].as_str().unwrap().starts_with("2.25."));
+    }
+    let other_key = tmp.path().join("other.key");
+    std::fs::write(&other_key, b"another key, 32 bytes long......").unwrap();
+    let wrong = radlab(
+        &[
+            "deid-mapping",
+            map.to_str().unwrap(),
+            "--key-file",
+            other_key.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(!wrong.status.success());
+    assert!(text(&wrong).contains("cannot decrypt"), "{}", text(&wrong));
+    let verify = radlab(
+        &[
+            "verify",
+            out.to_str().unwrap(),
+            "--against",
+            input.to_str().unwrap(),
+            "--profile",
+            "vindr-cxr",
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(verify.status.success(), "{}", text(&verify));
+}
+
+#[test]
+fn import_deid_catalogues_only_de_identified_objects_and_routes_ultrasound_to_review() {
+    let Some(corpus) = corpus("import_deid") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("project.key");
+    std::fs::write(&key, b"0123456789abcdef0123456789abcdef").unwrap();
+    let review = tmp.path().join("review.txt");
+    let input = corpus.path("dicom/other");
+    let run = radlab(
+        &[
+            "import",
+            input.to_str().unwrap(),
+            "--deid",
+            "annex-e-basic",
+            "--key-file",
+            key.to_str().unwrap(),
+            "--review-list",
+            review.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    let routed = std::fs::read_to_string(&review).unwrap();
+    assert_eq!(routed.lines().count(), 2, "{routed}");
+    assert!(routed.lines().all(|l| l.contains("_us")), "{routed}");
+    let ls = radlab(&["ls", "--json"], tmp.path());
+    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    let instances = v["instances"].as_array().unwrap();
+    assert!(instances.len() >= 20, "{}", text(&ls));
+    // Catalogued from the staging copy, which is gone: no original path is kept.
+    for i in instances {
+        let src = i["source_path"].as_str().unwrap();
+        assert!(src.contains(".deid-staging-"), "{src}");
+    }
+    assert!(std::fs::read_dir(tmp.path()).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".deid-staging")
+    }));
+    // Without a key, --deid refuses and says how to give one.
+    let nokey = Command::new(env!("CARGO_BIN_EXE_radlab"))
+        .args([
+            "import",
+            input.to_str().unwrap(),
+            "--deid",
+            "annex-e-basic",
+            "--data-dir",
+        ])
+        .arg(tmp.path())
+        .env_remove("RADLAB_DEID_KEY_FILE")
+        .output()
+        .unwrap();
+    assert!(text(&nokey).contains("--key-file"), "{}", text(&nokey));
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -30,6 +30,7 @@ mod display;
 mod error;
 mod info;
 mod jpeg;
+mod lengths;
 mod open;
 pub mod render;
 mod rle;
@@ -44,6 +45,7 @@ pub use display::{
 };
 pub use error::{DicomError, Result};
 pub use info::{ImageAttributes, InstanceInfo};
+pub use lengths::MAX_SEQUENCE_DEPTH;
 pub use open::{DicomFile, Framing};
 pub use structure::check_structure;
 pub use uid::{content_hash, derived_uid};

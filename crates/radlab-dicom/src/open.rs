@@ -12,6 +12,7 @@ use dicom_object::{
 use dicom_transfer_syntax_registry::{TransferSyntaxRegistry, entries};
 
 use crate::error::{DicomError, Result};
+use crate::lengths;
 use crate::uid::derived_uid;
 
 /// How the file was framed on disk.
@@ -60,6 +61,12 @@ impl DicomFile {
     }
 
     fn from_part10(from_dicm: &[u8], framing: Framing) -> Result<Self> {
+        let offset = match framing {
+            Framing::Part10 => 128,
+            _ => 0,
+        };
+        // dicom-rs trusts declared lengths (it allocates them before reading): check them first.
+        lengths::check_part10(from_dicm, offset)?;
         let object = OpenFileOptions::new()
             .read_preamble(ReadPreamble::Never)
             .from_reader(from_dicm)
@@ -81,6 +88,7 @@ impl DicomFile {
         let ts = TransferSyntaxRegistry
             .get(ts_uid)
             .expect("built-in transfer syntax is registered");
+        lengths::check_data_set(bytes, 0, 0, ts)?;
         let dataset = InMemDicomObject::read_dataset_with_ts(bytes, ts)
             .map_err(|e| classify_read_error(&e))?;
         let sop_instance = string_of(&dataset, tags::SOP_INSTANCE_UID)

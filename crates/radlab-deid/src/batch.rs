@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use dicom_dictionary_std::tags;
 use radlab_dicom::DicomFile;
 use rayon::prelude::*;
 use serde::Serialize;
@@ -101,14 +102,20 @@ pub fn deidentify_files(
 /// De-identify one file; see the module docs for the guarantees.
 pub fn deidentify_file(path: &Path, out_dir: &Path, profile: &Profile) -> FileOutcome {
     let mut outcome = FileOutcome::new(path);
-    let input = match DicomFile::open(path) {
+    let mut input = match DicomFile::open(path) {
         Ok(f) => f.into_object(),
         Err(e) => {
             outcome.error = Some(e.to_string());
             return outcome;
         }
     };
+    // Pixel Data moves to the output instead of being copied: the verifier and the mapping
+    // read only the attributes of the input.
+    let pixels = input.take(tags::PIXEL_DATA);
     let mut output = input.clone();
+    if let Some(pixels) = pixels {
+        output.put(pixels);
+    }
     match profile.deidentify(&mut output) {
         Ok(report) => outcome.report = Some(report),
         Err(NotDeidentified::Review(why)) => {

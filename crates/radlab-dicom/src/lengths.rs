@@ -228,7 +228,7 @@ impl<'a> Walker<'a> {
                     return Ok(()); // dicom-rs: undefined item length
                 };
                 let len = end - self.logical;
-                if first_fragment && len % 4 != 0 {
+                if first_fragment && !len.is_multiple_of(4) {
                     return Ok(()); // dicom-rs reads this offset table in two parts; let it
                 }
                 first_fragment = false;

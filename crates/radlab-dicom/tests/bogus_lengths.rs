@@ -12,7 +12,7 @@ const UNDEFINED: u32 = 0xFFFF_FFFF;
 
 fn even(value: &[u8], pad: u8) -> Vec<u8> {
     let mut v = value.to_vec();
-    if v.len() % 2 == 1 {
+    if !v.len().is_multiple_of(2) {
         v.push(pad);
     }
     v

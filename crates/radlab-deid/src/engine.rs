@@ -138,6 +138,21 @@ impl Profile {
             ));
             report.added += 1;
         }
+        // Text the profile writes that is not ASCII (a replacement, an added value) may not be
+        // representable in the file's character set: declare UTF-8, in which every value
+        // (all held as text) is written again.
+        let non_ascii = self.add.iter().any(|(_, _, v)| !v.is_ascii())
+            || self
+                .rules
+                .values()
+                .any(|r| matches!(r, crate::profile::Rule::Replace(v) if !v.is_ascii()));
+        if non_ascii {
+            file.put(DataElement::new(
+                tags::SPECIFIC_CHARACTER_SET,
+                VR::CS,
+                PrimitiveValue::from("ISO_IR 192"),
+            ));
+        }
         self.mark(file, false);
         if let Some(uid) = file
             .get(tags::SOP_INSTANCE_UID)

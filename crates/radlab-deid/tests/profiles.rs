@@ -566,3 +566,52 @@ fn a_short_number_that_happens_to_occur_in_a_new_uid_is_not_a_leak() {
         "{findings:?}"
     );
 }
+
+#[test]
+fn undeclared_bytes_round_trip_and_non_ascii_replacements_switch_the_file_to_utf8() {
+    // Latin-1 bytes with no Specific Character Set: kept byte for byte.
+    let mut input = sample();
+    input.put(DataElement::new(
+        tags::INSTITUTION_NAME,
+        VR::LO,
+        PrimitiveValue::from("H\u{f4}pital \u{e9}t\u{e9}"),
+    ));
+    let profile = Profile::annex_e(key(), [DeidOption::RetainInstitutionIdentity]).unwrap();
+    let mut out = input.clone();
+    profile.apply(&mut out);
+    let mut bytes = Vec::new();
+    out.write_all(&mut bytes).unwrap();
+    assert!(
+        bytes.windows(11).any(|w| w == b"H\xf4pital \xe9t\xe9"),
+        "the Latin-1 bytes were not kept as they were"
+    );
+    let back = DicomFile::from_bytes(&bytes).unwrap().into_object();
+    assert_eq!(
+        s(&back, tags::INSTITUTION_NAME).as_deref(),
+        Some("H\u{f4}pital \u{e9}t\u{e9}")
+    );
+    // A replacement in Vietnamese cannot be written in the default repertoire: the output
+    // declares UTF-8 and every value reads back as it was meant.
+    let text = "[tags]\nInstitutionName = { replace = \"B\u{1ec7}nh vi\u{1ec7}n 108\" }\n[add]\nClinicalTrialSponsorName = \"Vi\u{1ec7}n\"\n";
+    let vn = Profile::from_toml(
+        text,
+        "vn.toml",
+        key(),
+        [DeidOption::RetainPatientCharacteristics],
+    )
+    .unwrap();
+    let mut out = input.clone();
+    vn.apply(&mut out);
+    let mut bytes = Vec::new();
+    out.write_all(&mut bytes).unwrap();
+    let back = DicomFile::from_bytes(&bytes).unwrap().into_object();
+    assert_eq!(
+        s(&back, tags::SPECIFIC_CHARACTER_SET).as_deref(),
+        Some("ISO_IR 192")
+    );
+    assert_eq!(
+        s(&back, tags::INSTITUTION_NAME).as_deref(),
+        Some("B\u{1ec7}nh vi\u{1ec7}n 108")
+    );
+    assert_eq!(s(&back, tags::PATIENT_AGE).as_deref(), Some("064Y"));
+}

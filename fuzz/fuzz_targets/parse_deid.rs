@@ -7,11 +7,11 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use radlab_deid::{AnnexEProfile, DeidKey, DeidOption, verify_against};
+use radlab_deid::{DeidKey, DeidOption, Profile, verify_against};
 use radlab_dicom::DicomFile;
 
-static PROFILE: LazyLock<AnnexEProfile> = LazyLock::new(|| {
-    AnnexEProfile::new(
+static PROFILE: LazyLock<Profile> = LazyLock::new(|| {
+    Profile::annex_e(
         DeidKey::from_secret(b"fuzz-key-0123456789"),
         Vec::<DeidOption>::new(),
     )

@@ -117,7 +117,16 @@ fn matches(
 impl BurnedInPolicy {
     /// Decide for `obj` (the input, before de-identification).
     pub fn decide(&self, obj: &DefaultDicomObject) -> PixelDecision<'_> {
-        if obj.get(tags::PIXEL_DATA).is_none() {
+        self.decide_with(obj, obj.get(tags::PIXEL_DATA).is_some())
+    }
+
+    /// [`BurnedInPolicy::decide`] for an object read without its Pixel Data.
+    pub(crate) fn decide_with(
+        &self,
+        obj: &DefaultDicomObject,
+        has_pixels: bool,
+    ) -> PixelDecision<'_> {
+        if !has_pixels {
             return PixelDecision::Keep;
         }
         let rows = obj.get(tags::ROWS).and_then(|e| e.to_int::<u32>().ok());

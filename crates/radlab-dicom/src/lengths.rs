@@ -52,6 +52,34 @@ pub(crate) fn check_part10(from_dicm: &[u8], offset: usize) -> Result<(), DicomE
     check_data_set(from_dicm, data_set_at, offset, ts)
 }
 
+/// Where the top-level Pixel Data element of a Part 10 file held in `bytes` lies, header
+/// included, when the file is not deflated and walks cleanly to its end: the bytes before
+/// and after it then make a complete file without pixels, and the element can be copied as
+/// it is into an object of the same transfer syntax. `None` in every other case.
+pub fn pixel_data_span(bytes: &[u8]) -> Option<std::ops::Range<usize>> {
+    let offset = if bytes.get(128..132) == Some(b"DICM") {
+        128
+    } else if bytes.get(..4) == Some(b"DICM") {
+        0
+    } else {
+        return None;
+    };
+    let from_dicm = &bytes[offset..];
+    let (data_set_at, ts_uid) = check_meta(from_dicm, offset).ok()??;
+    let ts = TransferSyntaxRegistry.get(ts_uid.trim_end_matches(['\0', ' ']))?;
+    if matches!(ts.codec(), Codec::Dataset(_)) {
+        return None;
+    }
+    let mut walker = Walker::new(from_dicm, data_set_at, offset, "", ts)?;
+    walker.data_set().ok()?;
+    match walker.pixel_data {
+        Some((start, Some(end))) if walker.complete && end <= from_dicm.len() => {
+            Some(start + offset..end + offset)
+        }
+        _ => None,
+    }
+}
+
 /// How positions in the inflated data set of a deflated file are named.
 const INFLATED: &str = " of the inflated data set";
 
@@ -136,6 +164,11 @@ struct Walker<'a> {
     /// Appended to positions in messages: which bytes they count.
     space: &'static str,
     decoder: DynDecoder<&'a [u8]>,
+    /// The top-level Pixel Data element: where its header starts, and where it ends once
+    /// the walk has passed it.
+    pixel_data: Option<(usize, Option<usize>)>,
+    /// The walk reached the end of the bytes with every sequence closed.
+    complete: bool,
 }
 
 impl<'a> Walker<'a> {
@@ -153,6 +186,8 @@ impl<'a> Walker<'a> {
             offset,
             space,
             decoder: ts.decoder_for::<&[u8]>()?,
+            pixel_data: None,
+            complete: false,
         })
     }
 
@@ -164,6 +199,15 @@ impl<'a> Walker<'a> {
         // The next fragment is the Basic Offset Table.
         let mut first_fragment = false;
         loop {
+            if open.is_empty()
+                && let Some((start, end @ None)) = &mut self.pixel_data
+                && self.pos > *start
+            {
+                *end = Some(self.pos);
+            }
+            if open.is_empty() && self.pos == self.bytes.len() {
+                self.complete = true;
+            }
             if delimiter_check_pending {
                 if let Some(Open {
                     sequence,
@@ -239,8 +283,11 @@ impl<'a> Walker<'a> {
                 else {
                     return Ok(()); // the end of the data, or a broken header: dicom-rs decides
                 };
-                self.advance(header_len, header_len);
                 let tag = header.tag();
+                if open.is_empty() && tag == tags::PIXEL_DATA && self.pixel_data.is_none() {
+                    self.pixel_data = Some((self.pos, None));
+                }
+                self.advance(header_len, header_len);
                 let len = header.length();
                 if header.vr() == VR::SQ {
                     let end = self.end_of(tag, len.get())?;

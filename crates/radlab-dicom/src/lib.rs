@@ -45,7 +45,7 @@ pub use display::{
 };
 pub use error::{DicomError, Result};
 pub use info::{ImageAttributes, InstanceInfo};
-pub use lengths::MAX_SEQUENCE_DEPTH;
+pub use lengths::{MAX_SEQUENCE_DEPTH, pixel_data_span};
 pub use open::{DicomFile, Framing};
 pub use structure::check_structure;
 pub use uid::{content_hash, derived_uid};

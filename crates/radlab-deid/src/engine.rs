@@ -129,7 +129,7 @@ impl Profile {
             date_offset: self.key.date_offset_days(&patient_id),
         };
         let mut report = DeidReport::default();
-        walk.dataset(file, 0, &mut report);
+        walk.dataset(file, 0, false, &mut report);
         for (tag, vr, value) in &self.add {
             file.put(DataElement::new(
                 *tag,
@@ -301,7 +301,15 @@ pub(crate) fn private_creator(obj: &InMemDicomObject, tag: Tag) -> Option<String
 }
 
 impl Walk<'_> {
-    fn dataset(&self, obj: &mut InMemDicomObject, depth: usize, report: &mut DeidReport) {
+    /// `content`: inside a Content Sequence (structured content), where free text, names,
+    /// dates and UIDs of content items are cleaned though the table does not list them.
+    fn dataset(
+        &self,
+        obj: &mut InMemDicomObject,
+        depth: usize,
+        content: bool,
+        report: &mut DeidReport,
+    ) {
         let tags: Vec<Tag> = obj.tags().collect();
         // Removing Overlay Data (60xx,3000) would leave an Overlay Plane module without its
         // Type 1 data, which breaks the object (dciodvfy): the whole group goes with it.
@@ -340,7 +348,7 @@ impl Walk<'_> {
             let Some(element) = obj.take(tag) else {
                 continue;
             };
-            if let Some(replacement) = self.element(element, depth, report) {
+            if let Some(replacement) = self.element(element, depth, content, report) {
                 obj.put(replacement);
             }
         }
@@ -364,14 +372,21 @@ impl Walk<'_> {
         &self,
         element: DataElement<InMemDicomObject>,
         depth: usize,
+        content: bool,
         report: &mut DeidReport,
     ) -> Option<DataElement<InMemDicomObject>> {
         let tag = element.tag();
         let vr = element.vr();
-        let action = match self.profile.resolve(tag, depth) {
+        let resolved = self.profile.resolve(tag, depth).or_else(|| {
+            content
+                .then(|| crate::profile::content_item_action(tag, vr, self.shifts_dates()))
+                .flatten()
+                .map(Resolved::Act)
+        });
+        let action = match resolved {
             None => {
                 // Not listed: kept, but sequences are walked for listed attributes inside.
-                return Some(self.recurse(element, depth, report));
+                return Some(self.recurse(element, depth, content, report));
             }
             Some(Resolved::Replace(value)) => {
                 report.replaced += 1;
@@ -401,7 +416,7 @@ impl Walk<'_> {
             }
             Action::D => {
                 if vr == VR::SQ {
-                    return Some(self.recurse(element, depth, report));
+                    return Some(self.recurse(element, depth, content, report));
                 }
                 if vr == VR::UI {
                     report.uids_replaced += 1;
@@ -412,7 +427,7 @@ impl Walk<'_> {
             }
             Action::U | Action::XZUStar => {
                 if vr == VR::SQ {
-                    Some(self.recurse(element, depth, report))
+                    Some(self.recurse(element, depth, content, report))
                 } else if vr == VR::UI {
                     report.uids_replaced += 1;
                     Some(self.uid(element))
@@ -422,7 +437,7 @@ impl Walk<'_> {
                 }
             }
             Action::C => match vr {
-                VR::SQ => Some(self.recurse(element, depth, report)),
+                VR::SQ => Some(self.recurse(element, depth, content, report)),
                 VR::DA | VR::DT => {
                     report.dates_shifted += 1;
                     Some(self.shift_dates(element))
@@ -444,7 +459,7 @@ impl Walk<'_> {
             },
             Action::K => {
                 report.kept_listed += 1;
-                Some(self.recurse(element, depth, report))
+                Some(self.recurse(element, depth, content, report))
             }
             Action::XZ | Action::XD | Action::XZD | Action::ZD => unreachable!("resolved above"),
         }
@@ -455,9 +470,11 @@ impl Walk<'_> {
         &self,
         element: DataElement<InMemDicomObject>,
         depth: usize,
+        content: bool,
         report: &mut DeidReport,
     ) -> DataElement<InMemDicomObject> {
         let tag = element.tag();
+        let content = content || tag == tags::CONTENT_SEQUENCE;
         let vr = element.vr();
         match element.into_value() {
             Value::Sequence(seq) => {
@@ -465,7 +482,7 @@ impl Walk<'_> {
                     .into_items()
                     .into_iter()
                     .map(|mut item| {
-                        self.dataset(&mut item, depth + 1, report);
+                        self.dataset(&mut item, depth + 1, content, report);
                         item
                     })
                     .collect();

@@ -547,6 +547,24 @@ pub fn burned_in_policy_from_toml(
     spec.into_policy().map_err(err)
 }
 
+/// What happens to an attribute of a content item (inside a Content Sequence, at any
+/// depth) that Table E.1-1 does not list. The table gives the Content Sequence D (C under
+/// Clean Structured Content) and leaves its items to the implementation: the tree is kept
+/// (its coded concepts, relationships and values types identify nobody), its free text and
+/// names are replaced by keyed pseudonyms (Text Value and Person Name are Type 1C in their
+/// content items: emptying them would break the object), its dates replaced (or shifted),
+/// its UIDs remapped.
+pub(crate) fn content_item_action(tag: Tag, vr: VR, shifting: bool) -> Option<Action> {
+    match vr {
+        VR::PN | VR::LT | VR::ST | VR::UT | VR::UC => Some(Action::D),
+        _ if tag == tags::TEXT_VALUE => Some(Action::D),
+        VR::DA | VR::DT if shifting => Some(Action::C),
+        VR::DA | VR::DT | VR::TM => Some(Action::D),
+        _ if tag == tags::UID => Some(Action::U),
+        _ => None,
+    }
+}
+
 fn is_date_option(o: DeidOption) -> bool {
     matches!(
         o,

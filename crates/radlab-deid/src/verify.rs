@@ -60,12 +60,15 @@ fn kept_by_profile(
     tag: Tag,
     vr: VR,
     depth: usize,
+    content: bool,
 ) -> bool {
     if tag.0 % 2 == 1 && !profile.rules.contains_key(&tag) {
         return matches!(profile.resolve(tag, depth), Some(Resolved::Act(Action::C)))
             && profile.is_safe_private(tag, private_creator(obj, tag).as_deref());
     }
     match profile.resolve(tag, depth) {
+        // Free text, names, dates and UIDs of structured content are cleaned.
+        None if content => crate::profile::content_item_action(tag, vr, false).is_none(),
         None | Some(Resolved::Act(Action::K)) => true,
         // Times marked C are kept by the Modified Dates option (only dates move).
         Some(Resolved::Act(Action::C)) => vr == VR::TM,
@@ -74,6 +77,15 @@ fn kept_by_profile(
 }
 
 const DUMMIES: [&[u8]; 3] = [b"19000101", b"19000101000000", b"000000"];
+
+/// What the walk over the input finds.
+#[derive(Default)]
+struct Found {
+    secrets: Vec<Secret>,
+    /// Values of attributes the profile keeps.
+    kept: Vec<Vec<u8>>,
+    dates: Dates,
+}
 
 /// An identifying value of the input and where it was.
 struct Secret {
@@ -91,10 +103,13 @@ pub fn verify_against(
     output: &DefaultDicomObject,
     profile: &Profile,
 ) -> Vec<Finding> {
-    let mut secrets = Vec::new();
-    let mut kept = Vec::new();
-    let mut dates = Dates::default();
-    collect_secrets(input, profile, "", 0, &mut secrets, &mut kept, &mut dates);
+    let mut found = Found::default();
+    collect_secrets(input, profile, "", (0, false), &mut found);
+    let Found {
+        mut secrets,
+        kept,
+        mut dates,
+    } = found;
     // A value that a kept attribute also carries (the manufacturer repeated in a private
     // creator) is not a leak; nor are the engine's own dummy values.
     secrets.retain(|s| {
@@ -155,29 +170,31 @@ fn collect_secrets(
     obj: &InMemDicomObject,
     profile: &Profile,
     prefix: &str,
-    depth: usize,
-    out: &mut Vec<Secret>,
-    kept: &mut Vec<Vec<u8>>,
-    dates: &mut Dates,
+    (depth, content): (usize, bool),
+    found: &mut Found,
 ) {
     for element in obj.iter() {
         let tag = element.tag();
         let path = format!("{prefix}{}", tag_text(tag));
         if let Value::Sequence(seq) = element.value() {
+            let content = content || tag == tags::CONTENT_SEQUENCE;
             for (i, item) in seq.items().iter().enumerate() {
                 collect_secrets(
                     item,
                     profile,
                     &format!("{path}[{i}]/"),
-                    depth + 1,
-                    out,
-                    kept,
-                    dates,
+                    (depth + 1, content),
+                    found,
                 );
             }
             continue;
         }
-        let is_kept = kept_by_profile(profile, obj, tag, element.vr(), depth);
+        let Found {
+            secrets: out,
+            kept,
+            dates,
+        } = found;
+        let is_kept = kept_by_profile(profile, obj, tag, element.vr(), depth, content);
         if matches!(element.vr(), VR::DA | VR::DT)
             && let Ok(values) = element.to_multi_str()
         {
@@ -249,7 +266,7 @@ fn scan(
         let engine = depth == 0 && written_by_engine(profile, tag);
         if tag.0 % 2 == 1
             && !profile.rules.contains_key(&tag)
-            && !kept_by_profile(profile, obj, tag, element.vr(), depth)
+            && !kept_by_profile(profile, obj, tag, element.vr(), depth, false)
         {
             findings.push(Finding {
                 path: path.clone(),

@@ -474,3 +474,132 @@ fn overlays_go_as_a_whole_group_unless_graphics_are_kept() {
         .apply(&mut obj);
     assert!(obj.get(Tag(0x6000, 0x0010)).is_some());
 }
+
+/// Every exact row of Table E.1-1 whose attribute holds text, with a value, under the basic
+/// profile: each action code (and each compound code, as this engine resolves it) does what
+/// PS3.15 E.1.1 says.
+#[test]
+fn every_table_row_gets_its_action() {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    use dicom_dictionary_std::StandardDataDictionary;
+    let profile = Profile::annex_e(key(), []).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in radlab_deid::annex_e_entries() {
+        let radlab_deid::TagPattern::Exact(g, e) = entry.tag else {
+            continue;
+        };
+        let tag = Tag(g, e);
+        let Some(vr) = StandardDataDictionary
+            .by_tag(tag)
+            .and_then(|d| d.vr().exact())
+        else {
+            continue;
+        };
+        let value = match vr {
+            VR::LO | VR::SH | VR::PN | VR::LT | VR::ST | VR::UT | VR::UC | VR::CS => {
+                "SECRET VALUE 1"
+            }
+            VR::DA => "20240115",
+            VR::UI => "1.2.3.99.4",
+            _ => continue,
+        };
+        if tag.0 == 0x0002 || tag.0 == 0x0000 || tag == tags::SPECIFIC_CHARACTER_SET {
+            continue; // file meta and command elements are not data set attributes
+        }
+        let mut obj = sample();
+        obj.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
+        profile.apply(&mut obj);
+        let got = s(&obj, tag);
+        let what = format!("{} {tag:?} {:?}", entry.name, entry.basic);
+        match entry.basic {
+            Action::X => assert!(got.is_none(), "{what}: kept {got:?}"),
+            Action::Z | Action::XZ => assert_eq!(got.as_deref(), Some(""), "{what}"),
+            Action::K => assert_eq!(got.as_deref(), Some(value), "{what}"),
+            Action::D | Action::XD | Action::XZD | Action::ZD | Action::U | Action::C => {
+                let got = got.unwrap_or_else(|| panic!("{what}: removed"));
+                assert!(!got.is_empty() && got != value, "{what}: {got:?}");
+                if vr == VR::UI {
+                    assert_eq!(got, key().map_uid(value), "{what}");
+                }
+            }
+            Action::XZUStar => {
+                assert!(
+                    got.is_none_or(|g| g.is_empty() || g.starts_with("2.25.")),
+                    "{what}"
+                )
+            }
+        }
+        seen.insert(format!("{:?}", entry.basic));
+    }
+    // Every code of the table was exercised on a text attribute.
+    for code in ["X", "Z", "D", "U", "XZ", "XD", "XZD", "ZD"] {
+        assert!(seen.contains(code), "no row with {code}: {seen:?}");
+    }
+}
+
+#[test]
+fn clean_descriptors_and_structured_content_keep_the_attribute_and_clean_its_text() {
+    let mut obj = sample();
+    let text_item = InMemDicomObject::from_element_iter([
+        DataElement::new(tags::VALUE_TYPE, VR::CS, PrimitiveValue::from("TEXT")),
+        DataElement::new(
+            tags::TEXT_VALUE,
+            VR::UT,
+            PrimitiveValue::from("Jane Doe, seen by Dr Who"),
+        ),
+        DataElement::new(tags::UID, VR::UI, PrimitiveValue::from("1.2.3.4.77")),
+    ]);
+    obj.put(DataElement::new(
+        tags::CONTENT_SEQUENCE,
+        VR::SQ,
+        DataSetSequence::from(vec![text_item]),
+    ));
+    Profile::annex_e(
+        key(),
+        [
+            DeidOption::CleanDescriptors,
+            DeidOption::CleanStructuredContent,
+        ],
+    )
+    .unwrap()
+    .apply(&mut obj);
+    // Clean Descriptors: the description stays, emptied (free text is not cleaned word by word).
+    assert_eq!(s(&obj, tags::STUDY_DESCRIPTION).as_deref(), Some(""));
+    // Clean Structured Content: the content tree stays, its text replaced by a keyed
+    // pseudonym (Text Value is Type 1C), its UIDs replaced.
+    let content = items(&obj, tags::CONTENT_SEQUENCE);
+    assert_eq!(s(&content[0], tags::VALUE_TYPE).as_deref(), Some("TEXT"));
+    assert!(
+        s(&content[0], tags::TEXT_VALUE).is_some_and(|v| v.starts_with("ANON-")),
+        "{:?}",
+        s(&content[0], tags::TEXT_VALUE)
+    );
+    assert_eq!(
+        s(&content[0], tags::UID).unwrap(),
+        key().map_uid("1.2.3.4.77")
+    );
+    // Basic profile alone: the description goes; the content tree (D: a replacement that
+    // keeps SR objects valid) is cleaned the same way.
+    let mut obj = sample();
+    obj.put(DataElement::new(
+        tags::CONTENT_SEQUENCE,
+        VR::SQ,
+        DataSetSequence::from(vec![InMemDicomObject::from_element_iter([
+            DataElement::new(tags::TEXT_VALUE, VR::UT, PrimitiveValue::from("Jane Doe")),
+        ])]),
+    ));
+    let input = obj.clone();
+    let basic = Profile::annex_e(key(), []).unwrap();
+    basic.apply(&mut obj);
+    assert!(obj.get(tags::STUDY_DESCRIPTION).is_none());
+    let content = items(&obj, tags::CONTENT_SEQUENCE);
+    assert!(s(&content[0], tags::TEXT_VALUE).is_some_and(|v| v.starts_with("ANON-")));
+    // And the verifier knows content text is identifying: an untouched copy is flagged.
+    let findings = radlab_deid::verify_against(&input, &input, &basic);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.path.starts_with("(0040,A730)[0]/(0040,A160)")),
+        "{findings:?}"
+    );
+}

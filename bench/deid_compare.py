@@ -123,6 +123,14 @@ def run_radlab(radlab, files, out_root, key_file):
             p = subprocess.run([radlab, "deid", src, out_dir, "--key-file", key_file, "--json"],
                                capture_output=True, text=True, timeout=PER_FILE_TIMEOUT)
             err = None
+            review = None
+            for line in p.stdout.splitlines():
+                try:
+                    o = json.loads(line)
+                except ValueError:
+                    continue
+                if o.get("review"):
+                    review = o["review"]
             if p.returncode != 0:
                 err = f"exit {p.returncode}"
                 for line in p.stdout.splitlines():
@@ -141,7 +149,8 @@ def run_radlab(radlab, files, out_root, key_file):
         except subprocess.TimeoutExpired:
             err = f"no result after {PER_FILE_TIMEOUT} s"
         outs = sorted(glob.glob(os.path.join(out_dir, "**", "*.dcm"), recursive=True))
-        results[src] = {"error": err, "outputs": outs, "seconds": time.perf_counter() - t}
+        results[src] = {"error": err, "outputs": outs, "seconds": time.perf_counter() - t,
+                         "review": review}
     return results
 
 
@@ -455,6 +464,10 @@ def analyse(tool, results, rel, annex, have_dciodvfy):
         name = rel[src]
         f = {"error": res["error"], "outputs": len(res["outputs"])}
         per_file[name] = f
+        if res.get("review") and not res["outputs"]:
+            # radlab: suspected burned-in text, listed for review instead of written.
+            f["review"] = res["review"][:110]
+            continue
         if res["error"] or not res["outputs"]:
             f["failed"] = True
             if not res["error"]:
@@ -620,6 +633,10 @@ def summarise(per_file, cross, n_valid, n_invalid, invalid_names):
                                    f"`{os.path.basename(k)}`" for k in invalid_names
                                    if k not in failed_invalid) if len(failed_invalid) < n_invalid
                                else "")
+    review = [k for k, v in per_file.items() if v.get("review")]
+    cells["review"] = (f"{len(review)}",
+                       "; ".join(f"`{os.path.basename(k)}`: {per_file[k]['review']}"
+                                 for k in review[:3]))
     unread = [k for k, v in per_file.items() if v.get("unreadable")]
     cells["unreadable"] = (f"{len(unread)}", ", ".join(f"`{os.path.basename(k)}`"
                                                        for k in unread))
@@ -719,6 +736,7 @@ def short_error(line):
 ROWS = [
     ("failed", "Files failed or crashed (valid inputs)"),
     ("failed_invalid", "Files failed (invalid/ inputs: truncated, no meta, no pixels)"),
+    ("review", "Routed to review instead of written (burned-in text suspected)"),
     ("unreadable", "Outputs pydicom cannot read"),
     ("dcmtk", "Outputs dcmtk cannot read (`dcmdump` fails; it reads the input)"),
     ("leak_text", "Identifying text left (names, IDs, institution, free text)"),

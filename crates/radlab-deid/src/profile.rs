@@ -138,6 +138,47 @@ const ALLOW_LIST_STRUCTURE: [(Tag, Action); 5] = [
     (tags::SERIES_INSTANCE_UID, Action::U),
 ];
 
+/// Attributes that the radiograph and mammography IODs (CR, DX, MG, Secondary Capture:
+/// Patient, General Study, General Series, General Image, DX and Mammography modules)
+/// require (Type 1 and 2) and that the VinDr lists drop. An allow-list profile keeps them in
+/// the form Annex E gives them (names, IDs, dates emptied; technical and coded values kept),
+/// so that its output stays a valid object: dciodvfy reports nothing new on radiographs.
+const ALLOW_LIST_IOD: [Tag; 33] = [
+    tags::MANUFACTURER,
+    tags::VIEW_CODE_SEQUENCE,
+    tags::PATIENT_NAME,
+    tags::PATIENT_ID,
+    tags::PATIENT_BIRTH_DATE,
+    tags::PATIENT_SEX,
+    tags::STUDY_DATE,
+    tags::STUDY_TIME,
+    tags::REFERRING_PHYSICIAN_NAME,
+    tags::STUDY_ID,
+    tags::ACCESSION_NUMBER,
+    tags::MODALITY,
+    tags::SERIES_NUMBER,
+    tags::LATERALITY,
+    tags::INSTANCE_NUMBER,
+    tags::PATIENT_ORIENTATION,
+    tags::IMAGE_TYPE,
+    tags::CONVERSION_TYPE,
+    tags::DETECTOR_TYPE,
+    tags::POSITIONER_TYPE,
+    tags::ORGAN_EXPOSED,
+    tags::ANATOMIC_REGION_SEQUENCE,
+    tags::ACQUISITION_CONTEXT_SEQUENCE,
+    tags::BODY_PART_EXAMINED,
+    tags::VIEW_POSITION,
+    tags::IMAGE_LATERALITY,
+    tags::PRESENTATION_INTENT_TYPE,
+    tags::PIXEL_INTENSITY_RELATIONSHIP,
+    tags::PIXEL_INTENSITY_RELATIONSHIP_SIGN,
+    tags::IMAGER_PIXEL_SPACING,
+    tags::RESCALE_TYPE,
+    tags::PRESENTATION_LUT_SHAPE,
+    tags::BURNED_IN_ANNOTATION,
+];
+
 impl Profile {
     /// The Annex E Basic Profile with `options`.
     pub fn annex_e(
@@ -405,6 +446,11 @@ impl Profile {
             }
             if let Some((_, action)) = ALLOW_LIST_STRUCTURE.iter().find(|(t, _)| *t == tag) {
                 return Some(Resolved::Act(*action));
+            }
+            if ALLOW_LIST_IOD.contains(&tag) {
+                // Present as the IOD requires: emptied or replaced where Annex E lists it,
+                // else (technical, coded) kept.
+                return Some(Resolved::Act(self.table_action(tag).unwrap_or(Action::K)));
             }
             return Some(Resolved::Act(Action::X));
         }

@@ -130,17 +130,21 @@ fn vindr_cxr_keeps_its_allow_list_and_names_files_by_md5_of_the_sop_uid() {
     assert_eq!(s(&out, tags::PATIENT_SEX).as_deref(), Some("M"));
     assert_eq!(s(&out, tags::PATIENT_AGE).as_deref(), Some("064Y"));
     for gone in [
-        tags::PATIENT_NAME,
-        tags::PATIENT_ID,
-        tags::STUDY_DATE,
-        tags::MODALITY,
-        tags::BODY_PART_EXAMINED,
         tags::INSTITUTION_NAME,
         tags::STUDY_DESCRIPTION,
+        tags::ACQUISITION_DATE,
         Tag(0x0019, 0x1023),
+        Tag(0x0029, 0x1001),
     ] {
         assert!(out.get(gone).is_none(), "{gone:?} kept");
     }
+    // What the IOD requires stays: identifying Type 2 attributes empty, technical ones kept.
+    for empty in [tags::PATIENT_NAME, tags::STUDY_DATE, tags::ACCESSION_NUMBER] {
+        assert_eq!(s(&out, empty).as_deref(), Some(""), "{empty:?}");
+    }
+    assert!(s(&out, tags::PATIENT_ID).unwrap().starts_with("ANON-"));
+    assert_eq!(s(&out, tags::MODALITY).as_deref(), Some("DX"));
+    assert_eq!(s(&out, tags::BODY_PART_EXAMINED).as_deref(), Some("CHEST"));
     // Structure: class kept, instance UIDs keyed, marks present.
     assert_eq!(
         s(&out, tags::SOP_INSTANCE_UID).unwrap(),

@@ -386,7 +386,7 @@ fn basic_profile_on_every_corpus_file_leaves_no_listed_identifier_and_keeps_pixe
 }
 
 #[test]
-fn the_verifier_finds_nothing_after_the_basic_profile_and_flags_an_untouched_copy() {
+fn the_verifier_finds_nothing_after_every_profile_and_flags_an_untouched_copy() {
     let Some(corpus) = corpus("verifier_on_the_corpus") else {
         return;
     };

@@ -119,25 +119,20 @@ def run_radlab(radlab, files, out_root, key_file):
     for i, src in enumerate(files):
         out_dir = os.path.join(out_root, f"{i:03}")
         t = time.perf_counter()
+        err = review = None
         try:
             p = subprocess.run([radlab, "deid", src, out_dir, "--key-file", key_file, "--json"],
                                capture_output=True, text=True, timeout=PER_FILE_TIMEOUT)
-            err = None
-            review = None
+            outcomes = []
             for line in p.stdout.splitlines():
                 try:
-                    o = json.loads(line)
+                    outcomes.append(json.loads(line))
                 except ValueError:
                     continue
-                if o.get("review"):
-                    review = o["review"]
+            review = next((o["review"] for o in outcomes if o.get("review")), None)
             if p.returncode != 0:
                 err = f"exit {p.returncode}"
-                for line in p.stdout.splitlines():
-                    try:
-                        o = json.loads(line)
-                    except ValueError:
-                        continue
+                for o in outcomes:
                     if o.get("error"):
                         err += ": " + o["error"][:160]
                         kinds = sorted({f"{x.get('kind')} at {x.get('path')}"

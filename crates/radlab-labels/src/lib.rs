@@ -1,0 +1,107 @@
+//! # radlab-labels
+//!
+//! The annotation model of a radlab dataset and the file formats it moves through, both
+//! ways, with errors that name the file, the line and the column:
+//!
+//! - the VinDr-CXR release quartet ([`vindr`]): `annotations_train.csv` (one row per box
+//!   per reader, `rad_id`), `annotations_test.csv` (consensus), `image_labels_train.csv` and
+//!   `image_labels_test.csv` (one 0/1 column per image-level label, matched by header name;
+//!   `Other disease` and `Other diseases` both accepted);
+//! - Kaggle's VinBigData `train.csv` and submission files ([`kaggle`]).
+//!
+//! Coordinates are absolute pixels of the original image, `x` along columns, `y` along rows,
+//! top-left and bottom-right corners. Numbers are written back in the shortest form that
+//! reads back to the same value, with a `.0` on whole numbers, as Python and pandas write
+//! them, so that a file read and written again is the same file.
+
+pub mod kaggle;
+mod labels;
+pub mod vindr;
+
+pub use labels::{GLOBAL_LABELS, KAGGLE_CLASSES, LOCAL_LABELS, Label, Scope, kaggle_class_id};
+
+/// A box: `[x_min, y_min, x_max, y_max]` in pixels.
+pub type BBox = [f64; 4];
+
+/// One finding on one image: a box of a local label, or an image-level mark ("No finding"
+/// in Kaggle's files carries no box).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Annotation {
+    pub image_id: String,
+    /// The reader (`R1`..`R17` in VinDr-CXR); `None` for consensus or fused labels.
+    pub reader: Option<String>,
+    pub label: String,
+    pub bbox: Option<BBox>,
+    /// Confidence, for predictions.
+    pub score: Option<f64>,
+}
+
+/// The image-level labels one reader (or the consensus) gave one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageLabels {
+    pub image_id: String,
+    pub reader: Option<String>,
+    /// Label name to presence, in the order of the file's columns.
+    pub labels: Vec<(String, bool)>,
+}
+
+/// A problem in an annotation file: where, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{file}: {message}")]
+    File { file: String, message: String },
+    #[error("{file}, line {line}: {message}")]
+    Line {
+        file: String,
+        line: u64,
+        message: String,
+    },
+}
+
+impl FormatError {
+    pub(crate) fn file(file: &str, message: impl Into<String>) -> Self {
+        FormatError::File {
+            file: file.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn line(file: &str, line: u64, message: impl Into<String>) -> Self {
+        FormatError::Line {
+            file: file.to_string(),
+            line,
+            message: message.into(),
+        }
+    }
+}
+
+/// A number as Python writes a float: shortest round-trip digits, `.0` on whole numbers.
+pub fn format_number(v: f64) -> String {
+    // Rust's Debug form is the shortest representation that reads back to the same value,
+    // with `.0` on whole numbers, as Python's repr.
+    format!("{v:?}")
+}
+
+/// Parse a coordinate or score; `what` names the column in errors.
+pub(crate) fn parse_number(text: &str, what: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{what} is {text:?}, not a number"))?;
+    if !v.is_finite() {
+        return Err(format!("{what} is {text:?}; it must be a finite number"));
+    }
+    Ok(v)
+}
+
+/// Check a box: finite, and its corners in order (a zero-area box is allowed: the readers'
+/// tools produced some).
+pub(crate) fn check_box(b: BBox) -> Result<BBox, String> {
+    if b[2] < b[0] || b[3] < b[1] {
+        return Err(format!(
+            "the box ({}, {}, {}, {}) has x_max < x_min or y_max < y_min",
+            b[0], b[1], b[2], b[3]
+        ));
+    }
+    Ok(b)
+}

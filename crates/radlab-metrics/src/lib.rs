@@ -1,0 +1,12 @@
+//! # radlab-metrics
+//!
+//! Scoring detections against ground truth. Pure: annotations in, numbers out.
+//!
+//! - [`voc`]: PASCAL VOC 2010 average precision (all-point interpolation of the monotone
+//!   precision envelope; detections matched greedily by descending score, one to one, at
+//!   IoU above a threshold), per class, and its mean: VinBigData's primary metric is the
+//!   mean over Kaggle's 15 classes at IoU > 0.4, "No finding" scored as a `0 0 1 1` box.
+
+pub mod voc;
+
+pub use voc::{ClassAp, VocResult, iou, voc_ap, voc_map};

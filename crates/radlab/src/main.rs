@@ -2,6 +2,7 @@
 //! library, and prints; the work lives in the libraries.
 
 mod cmd_deid;
+mod cmd_eval;
 mod cmd_import;
 mod cmd_render;
 
@@ -54,6 +55,8 @@ enum Command {
     Verify(cmd_deid::VerifyArgs),
     /// Show the mapping back to the originals that `deid --mapping` kept (needs the key).
     DeidMapping(cmd_deid::MappingArgs),
+    /// Score predictions against ground truth (PASCAL VOC AP, VinBigData's mAP@0.4).
+    Eval(cmd_eval::EvalArgs),
 }
 
 impl Cli {
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Deid(args) => cmd_deid::deid(args),
         Command::Verify(args) => cmd_deid::verify(args),
         Command::DeidMapping(args) => cmd_deid::show_mapping(args),
+        Command::Eval(args) => cmd_eval::eval(args),
     };
     match result {
         Ok(code) => code,

@@ -36,6 +36,7 @@ fn every_subcommand_has_help() {
         "deid",
         "verify",
         "deid-mapping",
+        "eval",
     ] {
         let out = radlab(&[sub, "--help"], tmp.path());
         assert!(out.status.success(), "{sub} --help: {}", text(&out));
@@ -420,4 +421,81 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn eval_scores_a_submission_and_refuses_images_outside_the_ground_truth() {
+    let Some(corpus) = corpus("eval_cli") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let gt_path = corpus.path("annotations/vinbigdata/train.csv");
+    let rows =
+        radlab_labels::kaggle::read_train_csv(&std::fs::read(&gt_path).unwrap()[..], "train.csv")
+            .unwrap();
+    // Reader R9's boxes as a submission, scored against every reader's rows.
+    let pred: Vec<radlab_labels::Annotation> = rows
+        .iter()
+        .filter(|r| r.reader.as_deref() == Some("R9"))
+        .enumerate()
+        .map(|(i, r)| radlab_labels::Annotation {
+            reader: None,
+            score: Some(1.0 - (i % 100) as f64 / 100.0),
+            ..r.clone()
+        })
+        .collect();
+    let sub = tmp.path().join("submission.csv");
+    let mut bytes = Vec::new();
+    radlab_labels::kaggle::write_submission(&mut bytes, &pred).unwrap();
+    std::fs::write(&sub, &bytes).unwrap();
+    let out = radlab(
+        &[
+            "eval",
+            "--gt",
+            gt_path.to_str().unwrap(),
+            "--pred",
+            sub.to_str().unwrap(),
+            "--json",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pred_back = radlab_labels::kaggle::read_submission(&bytes[..], "submission.csv").unwrap();
+    let expected = radlab_metrics::voc_map(&radlab_labels::KAGGLE_CLASSES, &rows, &pred_back, 0.4);
+    assert!((v["map"].as_f64().unwrap() - expected.map).abs() < 1e-12);
+    assert!(expected.map > 0.1 && expected.map < 1.0, "{}", expected.map);
+    let table = radlab(
+        &[
+            "eval",
+            "--gt",
+            gt_path.to_str().unwrap(),
+            "--pred",
+            sub.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(
+        text(&table).contains("mAP over the 15 classes"),
+        "{}",
+        text(&table)
+    );
+    // Predictions for images the ground truth does not have: a clear error.
+    let test_sub = corpus.path("annotations/predictions/sample_submission.csv");
+    let bad = radlab(
+        &[
+            "eval",
+            "--gt",
+            gt_path.to_str().unwrap(),
+            "--pred",
+            test_sub.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad).contains("is not in the ground truth"),
+        "{}",
+        text(&bad)
+    );
 }

@@ -7,13 +7,15 @@
 //!   per reader, `rad_id`), `annotations_test.csv` (consensus), `image_labels_train.csv` and
 //!   `image_labels_test.csv` (one 0/1 column per image-level label, matched by header name;
 //!   `Other disease` and `Other diseases` both accepted);
-//! - Kaggle's VinBigData `train.csv` and submission files ([`kaggle`]).
+//! - Kaggle's VinBigData `train.csv` and submission files ([`kaggle`]);
+//! - COCO detection JSON (datasets and results) and YOLO txt ([`coco`]).
 //!
 //! Coordinates are absolute pixels of the original image, `x` along columns, `y` along rows,
 //! top-left and bottom-right corners. Numbers are written back in the shortest form that
 //! reads back to the same value, with a `.0` on whole numbers, as Python and pandas write
 //! them, so that a file read and written again is the same file.
 
+pub mod coco;
 pub mod kaggle;
 mod labels;
 pub mod vindr;

@@ -208,3 +208,90 @@ fn numbers_are_written_as_python_writes_floats() {
         assert_eq!(format_number(v), text);
     }
 }
+
+fn sizes(corpus: &radlab_testkit::Corpus) -> radlab_labels::coco::Sizes {
+    let text = std::fs::read_to_string(corpus.path("annotations/vinbigdata/train_image_size.csv"))
+        .unwrap();
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let h = rdr.headers().unwrap().clone();
+    let (i, hh, ww) = (
+        h.iter().position(|c| c == "image_id").unwrap(),
+        h.iter().position(|c| c == "height").unwrap(),
+        h.iter().position(|c| c == "width").unwrap(),
+    );
+    rdr.records()
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                r[i].to_string(),
+                (r[ww].parse().unwrap(), r[hh].parse().unwrap()),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn coco_and_yolo_carry_every_box_of_the_real_train_csv() {
+    use radlab_labels::coco;
+    let Some(corpus) = corpus("coco_yolo_round_trip") else {
+        return;
+    };
+    let bytes = std::fs::read(corpus.path("annotations/vinbigdata/train.csv")).unwrap();
+    let rows = read_train_csv(&bytes[..], "train.csv").unwrap();
+    let sizes = sizes(&corpus);
+    let classes = &KAGGLE_CLASSES[..14];
+    let boxed: Vec<Annotation> = rows.iter().filter(|r| r.bbox.is_some()).cloned().collect();
+    // COCO: every box back, with its reader; "No finding" images listed without boxes.
+    let mut json = Vec::new();
+    coco::write_dataset(&mut json, &rows, &sizes, classes, ".png").unwrap();
+    let (back, images) = coco::read_dataset(&json[..], "train.json").unwrap();
+    let all_images: std::collections::BTreeSet<_> = rows.iter().map(|r| &r.image_id).collect();
+    assert_eq!(images.by_id.len(), all_images.len());
+    assert_eq!(back.len(), boxed.len());
+    for (a, b) in back.iter().zip(&boxed) {
+        assert_eq!(
+            (&a.image_id, &a.reader, &a.label),
+            (&b.image_id, &b.reader, &b.label)
+        );
+        let (x, y) = (a.bbox.unwrap(), b.bbox.unwrap());
+        for k in 0..4 {
+            assert!((x[k] - y[k]).abs() < 1e-9, "{x:?} vs {y:?}");
+        }
+    }
+    // COCO results against that dataset.
+    let results = r#"[{"image_id": 1, "category_id": 4, "bbox": [10, 20, 30, 40], "score": 0.5}]"#;
+    let preds = coco::read_results(results.as_bytes(), "results.json", &images).unwrap();
+    assert_eq!(preds[0].label, "Cardiomegaly");
+    assert_eq!(preds[0].bbox, Some([10.0, 20.0, 40.0, 60.0]));
+    let bad = r#"[{"image_id": 999999, "category_id": 4, "bbox": [1, 2, 3, 4], "score": 0.5}]"#;
+    let e = coco::read_results(bad.as_bytes(), "results.json", &images)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("results.json") && e.contains("999999"), "{e}");
+    // YOLO: every box back within the six decimals the format keeps.
+    let files = coco::to_yolo(&rows, &sizes, classes).unwrap();
+    assert_eq!(files.len(), all_images.len());
+    let mut n = 0;
+    for (image, text) in &files {
+        let got = coco::from_yolo(text, image, sizes[image], classes, "x.txt").unwrap();
+        let want: Vec<&Annotation> = boxed.iter().filter(|b| &b.image_id == image).collect();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(g.label, w.label);
+            let (x, y) = (g.bbox.unwrap(), w.bbox.unwrap());
+            let tolerance = 1e-6 * sizes[image].0.max(sizes[image].1) as f64;
+            for k in 0..4 {
+                assert!((x[k] - y[k]).abs() <= tolerance, "{image}: {x:?} vs {y:?}");
+            }
+            n += 1;
+        }
+    }
+    assert_eq!(n, boxed.len());
+    let e = coco::from_yolo("3 0.5 0.5 0.1\n", "img", (100, 100), classes, "img.txt")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("img.txt, line 1") && e.contains("4 values"),
+        "{e}"
+    );
+}

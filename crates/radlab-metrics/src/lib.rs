@@ -6,7 +6,10 @@
 //!   precision envelope; detections matched greedily by descending score, one to one, at
 //!   IoU above a threshold), per class, and its mean: VinBigData's primary metric is the
 //!   mean over Kaggle's 15 classes at IoU > 0.4, "No finding" scored as a `0 0 1 1` box.
+//! - [`roc`]: AUROC of image-level scores with DeLong's variance and 95% interval.
 
+pub mod roc;
 pub mod voc;
 
+pub use roc::{Auroc, auroc};
 pub use voc::{ClassAp, VocResult, iou, voc_ap, voc_map};

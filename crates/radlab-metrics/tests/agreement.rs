@@ -3,13 +3,12 @@
 //! statsmodels and the krippendorff package.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use radlab_labels::KAGGLE_CLASSES;
 use radlab_labels::kaggle::read_train_csv;
 use radlab_metrics::{cohen_kappa, fleiss_kappa, krippendorff_alpha_nominal};
-use radlab_testkit::{corpus, reference_python, repo_root, skip};
+use radlab_testkit::{corpus, reference_python, run_reference, skip};
 
 #[test]
 fn hand_computed_values() {
@@ -126,21 +125,7 @@ fn the_readers_of_the_real_train_csv_agree_with_the_references() {
             .map(|j| units.iter().map(|u| u[j]).collect())
             .collect();
         let query = serde_json::json!({"cohen": [[a, b]], "fleiss": counts, "kripp": raters});
-        let mut child = Command::new(&python)
-            .arg(repo_root().join("tests/reference/agreement.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(query.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{class}");
-        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let r: serde_json::Value = run_reference(&python, "agreement.py", &query);
         let close = |x: f64, y: f64, what: &str| {
             assert!((x - y).abs() <= 1e-9, "{class} {what}: {x} vs {y}");
         };

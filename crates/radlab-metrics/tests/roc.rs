@@ -1,11 +1,10 @@
 //! AUROC against scikit-learn and DeLong's variance against a reference written from Sun
 //! and Xu (2014), on the public out-of-fold "No finding" predictions of three models.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use radlab_metrics::auroc;
-use radlab_testkit::{corpus, reference_python, repo_root};
+use radlab_testkit::{corpus, reference_python, run_reference};
 
 #[test]
 fn hand_computed_cases_and_errors() {
@@ -65,21 +64,7 @@ fn the_public_no_finding_predictions_agree_with_scikit_learn() {
             "scores": scores,
             "truth": truth.iter().map(|t| *t as u8).collect::<Vec<_>>(),
         });
-        let mut child = Command::new(&python)
-            .arg(repo_root().join("tests/reference/auroc.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(query.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{model}");
-        let reference: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let reference: serde_json::Value = run_reference(&python, "auroc.py", &query);
         let auc = reference["auc"].as_f64().unwrap();
         let var = reference["variance"].as_f64().unwrap();
         assert!(

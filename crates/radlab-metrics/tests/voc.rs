@@ -2,13 +2,10 @@
 //! reference written from the VOC devkit (`tests/reference/voc_ap.py`) on the real Kaggle
 //! `train.csv`: one reader's boxes as ground truth, the others' as detections.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use radlab_labels::kaggle::read_train_csv;
 use radlab_labels::{Annotation, KAGGLE_CLASSES};
 use radlab_metrics::{iou, voc_ap, voc_map};
-use radlab_testkit::{corpus, reference_python, repo_root};
+use radlab_testkit::{corpus, reference_python, run_reference};
 
 fn a(image: &str, label: &str, b: [f64; 4], score: Option<f64>) -> Annotation {
     Annotation {
@@ -137,22 +134,8 @@ fn the_reference_agrees_on_readers_of_the_real_train_csv() {
                 serde_json::json!([d.image_id, d.label, d.score, b[0], b[1], b[2], b[3]])
             }).collect::<Vec<_>>(),
         });
-        let mut child = Command::new(&python)
-            .arg(repo_root().join("tests/reference/voc_ap.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(query.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
         let reference: std::collections::HashMap<String, Option<f64>> =
-            serde_json::from_slice(&out.stdout).unwrap();
+            serde_json::from_value(run_reference(&python, "voc_ap.py", &query)).unwrap();
         let mut compared = 0;
         for c in &ours.classes {
             let r = reference[&c.label];

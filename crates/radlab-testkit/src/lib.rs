@@ -183,3 +183,25 @@ pub fn reference_decode(python: &Path, files: &[PathBuf]) -> Vec<ReferenceDecode
         })
         .collect()
 }
+
+/// Run `tests/reference/<script>` with `query` as JSON on its standard input and return the
+/// JSON it prints (the reference implementations of the metric tests).
+pub fn run_reference(python: &Path, script: &str, query: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(python)
+        .arg(repo_root().join("tests/reference").join(script))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run the reference Python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(query.to_string().as_bytes())
+        .expect("write the query");
+    let out = child.wait_with_output().expect("reference output");
+    assert!(out.status.success(), "tests/reference/{script} failed");
+    serde_json::from_slice(&out.stdout).expect("the reference prints JSON")
+}

@@ -64,8 +64,15 @@ pub fn eval(args: &EvalArgs) -> Result<ExitCode> {
     }
     pred.retain(|p| !p.label.is_empty());
     let result = radlab_metrics::voc_map(&KAGGLE_CLASSES, &gt, &pred, args.iou);
+    let no_finding = no_finding_auroc(&gt, &pred);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "voc": result,
+                "no_finding_auroc": no_finding.as_ref().ok(),
+            }))?
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!(
@@ -93,5 +100,36 @@ pub fn eval(args: &EvalArgs) -> Result<ExitCode> {
         result.classes.iter().filter(|c| c.ap.is_some()).count(),
         result.map
     );
+    match no_finding {
+        Ok(a) => println!(
+            "No finding AUROC (image level, the highest class-14 score of each image): {:.4} \
+             (95% CI {:.4}-{:.4}, DeLong; {} normal, {} abnormal images)",
+            a.auc, a.ci_low, a.ci_high, a.positives, a.negatives
+        ),
+        Err(why) => println!("No finding AUROC: not computed ({why})"),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Image-level "No finding": the truth is whether the ground truth marks the image normal,
+/// the score the highest class-14 confidence predicted for it (0 when none).
+fn no_finding_auroc(
+    gt: &[Annotation],
+    pred: &[Annotation],
+) -> std::result::Result<radlab_metrics::Auroc, String> {
+    let mut truth: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
+    for g in gt {
+        let normal = truth.entry(g.image_id.as_str()).or_insert(true);
+        *normal &= g.label == "No finding";
+    }
+    let mut score: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+    for p in pred.iter().filter(|p| p.label == "No finding") {
+        let s = score.entry(p.image_id.as_str()).or_insert(0.0);
+        *s = s.max(p.score.unwrap_or(1.0));
+    }
+    let (scores, labels): (Vec<f64>, Vec<bool>) = truth
+        .iter()
+        .map(|(image, normal)| (score.get(image).copied().unwrap_or(0.0), *normal))
+        .unzip();
+    radlab_metrics::auroc(&scores, &labels)
 }

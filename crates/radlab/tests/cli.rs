@@ -463,7 +463,9 @@ fn eval_scores_a_submission_and_refuses_images_outside_the_ground_truth() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let pred_back = radlab_labels::kaggle::read_submission(&bytes[..], "submission.csv").unwrap();
     let expected = radlab_metrics::voc_map(&radlab_labels::KAGGLE_CLASSES, &rows, &pred_back, 0.4);
-    assert!((v["map"].as_f64().unwrap() - expected.map).abs() < 1e-12);
+    assert!((v["voc"]["map"].as_f64().unwrap() - expected.map).abs() < 1e-12);
+    let auc = v["no_finding_auroc"]["auc"].as_f64().unwrap();
+    assert!(auc > 0.5 && auc <= 1.0, "{auc}");
     assert!(expected.map > 0.1 && expected.map < 1.0, "{}", expected.map);
     let table = radlab(
         &[

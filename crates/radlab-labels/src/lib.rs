@@ -8,7 +8,8 @@
 //!   `image_labels_test.csv` (one 0/1 column per image-level label, matched by header name;
 //!   `Other disease` and `Other diseases` both accepted);
 //! - Kaggle's VinBigData `train.csv` and submission files ([`kaggle`]);
-//! - COCO detection JSON (datasets and results) and YOLO txt ([`coco`]).
+//! - COCO detection JSON (datasets and results) and YOLO txt ([`coco`]);
+//! - Weighted Boxes Fusion of several readers or models ([`fusion`]).
 //!
 //! Coordinates are absolute pixels of the original image, `x` along columns, `y` along rows,
 //! top-left and bottom-right corners. Numbers are written back in the shortest form that
@@ -16,6 +17,7 @@
 //! them, so that a file read and written again is the same file.
 
 pub mod coco;
+pub mod fusion;
 pub mod kaggle;
 mod labels;
 pub mod vindr;

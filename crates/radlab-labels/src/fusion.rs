@@ -95,8 +95,8 @@ fn weighted(cluster: &[Entry], conf_type: ConfType) -> (BBox, f64, f64) {
     let mut b = [0.0; 4];
     let (mut conf, mut max, mut w) = (0.0, f64::MIN, 0.0);
     for e in cluster {
-        for k in 0..4 {
-            b[k] += e.score * e.bbox[k];
+        for (v, c) in b.iter_mut().zip(e.bbox) {
+            *v += e.score * c;
         }
         conf += e.score;
         max = max.max(e.score);

@@ -227,3 +227,145 @@ pub fn weighted_boxes_fusion(
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     Ok(out)
 }
+
+/// Which suppression [`non_maximum_suppression`] applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NmsMethod {
+    /// Remove boxes overlapping a better one by more than the IoU threshold.
+    Hard,
+    /// Soft-NMS, linear: scale a score by (1 - IoU) where IoU exceeds the threshold.
+    Linear,
+    /// Soft-NMS, Gaussian: scale a score by exp(-IoU² / sigma).
+    Gaussian,
+}
+
+/// Options of [`non_maximum_suppression`]; the defaults are the reference's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NmsOptions {
+    pub method: NmsMethod,
+    pub iou_thr: f64,
+    /// Soft-NMS Gaussian sigma.
+    pub sigma: f64,
+    /// Soft-NMS: boxes whose decayed score falls to this or below are dropped.
+    pub thresh: f64,
+    /// One per source (scores are scaled by weight / sum of weights); `None` for none.
+    pub weights: Option<Vec<f64>>,
+}
+
+impl Default for NmsOptions {
+    fn default() -> Self {
+        NmsOptions {
+            method: NmsMethod::Hard,
+            iou_thr: 0.5,
+            sigma: 0.5,
+            thresh: 0.001,
+            weights: None,
+        }
+    }
+}
+
+/// NMS or soft-NMS over the boxes of all sources, label by label (labels in ascending
+/// order, boxes in the order they were kept). Soft-NMS returns the decayed scores (the
+/// reference `ensemble-boxes` returns the original ones, a known difference).
+pub fn non_maximum_suppression(
+    sources: &[Vec<SourceBox>],
+    options: &NmsOptions,
+) -> Result<Vec<FusedBox>, String> {
+    let scale: Vec<f64> = match &options.weights {
+        Some(w) if w.len() != sources.len() => {
+            return Err(format!(
+                "{} weights for {} sources: give one weight per source",
+                w.len(),
+                sources.len()
+            ));
+        }
+        Some(w) => {
+            if let Some(x) = w.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+                return Err(format!("weight {x} is not a positive number"));
+            }
+            let sum: f64 = w.iter().sum();
+            w.iter().map(|x| x / sum).collect()
+        }
+        None => vec![1.0; sources.len()],
+    };
+    let mut by_label: std::collections::BTreeMap<u32, Vec<(BBox, f64, usize)>> = Default::default();
+    for (s, boxes) in sources.iter().enumerate() {
+        for b in boxes {
+            if !(b.score.is_finite() && (0.0..=1.0).contains(&b.score)) {
+                return Err(format!("source {s}: score {} is not in [0, 1]", b.score));
+            }
+            let v = b.bbox;
+            if v.iter().any(|c| !c.is_finite()) {
+                return Err(format!(
+                    "source {s}: a box has a coordinate that is not a number"
+                ));
+            }
+            let bb = [
+                v[0].min(v[2]),
+                v[1].min(v[3]),
+                v[0].max(v[2]),
+                v[1].max(v[3]),
+            ];
+            if (bb[2] - bb[0]) * (bb[3] - bb[1]) == 0.0 {
+                continue;
+            }
+            by_label
+                .entry(b.label)
+                .or_default()
+                .push((bb, b.score * scale[s], s));
+        }
+    }
+    let mut out = Vec::new();
+    for (label, mut boxes) in by_label {
+        match options.method {
+            NmsMethod::Hard => {
+                boxes.sort_by(|a, b| b.1.total_cmp(&a.1));
+                while let Some(&(bbox, score, source)) = boxes.first() {
+                    out.push(FusedBox {
+                        bbox,
+                        score,
+                        label,
+                        sources: vec![source],
+                    });
+                    boxes = boxes[1..]
+                        .iter()
+                        .copied()
+                        .filter(|b| iou(&bbox, &b.0) <= options.iou_thr)
+                        .collect();
+                }
+            }
+            soft => {
+                let n = boxes.len();
+                for i in 0..n {
+                    // Bring the best remaining box to position i (the first of equal ones).
+                    let mut best = i;
+                    for j in i + 1..n {
+                        if boxes[j].1 > boxes[best].1 {
+                            best = j;
+                        }
+                    }
+                    boxes.swap(i, best);
+                    let top = boxes[i].0;
+                    for b in &mut boxes[i + 1..] {
+                        let o = iou(&top, &b.0);
+                        let w = match soft {
+                            NmsMethod::Linear if o > options.iou_thr => 1.0 - o,
+                            NmsMethod::Linear => 1.0,
+                            _ => (-(o * o) / options.sigma).exp(),
+                        };
+                        b.1 *= w;
+                    }
+                }
+                out.extend(boxes.into_iter().filter(|b| b.1 > options.thresh).map(
+                    |(bbox, score, source)| FusedBox {
+                        bbox,
+                        score,
+                        label,
+                        sources: vec![source],
+                    },
+                ));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use radlab_labels::fusion::{ConfType, SourceBox, WbfOptions, weighted_boxes_fusion};
+use radlab_labels::fusion::{
+    ConfType, NmsMethod, NmsOptions, SourceBox, WbfOptions, non_maximum_suppression,
+    weighted_boxes_fusion,
+};
 use radlab_labels::kaggle::read_train_csv;
 use radlab_labels::kaggle_class_id;
 use radlab_testkit::{corpus, reference_python, run_reference, skip};
@@ -54,45 +57,7 @@ fn readers_of_the_real_train_csv_fuse_as_ensemble_boxes_does() {
         );
         return;
     }
-    let rows = read_train_csv(
-        &std::fs::read(corpus.path("annotations/vinbigdata/train.csv")).unwrap()[..],
-        "train.csv",
-    )
-    .unwrap();
-    let size_text =
-        std::fs::read_to_string(corpus.path("annotations/vinbigdata/train_image_size.csv"))
-            .unwrap();
-    let sizes: BTreeMap<&str, (f64, f64)> = size_text
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            Some((f[0], (f[2].parse().ok()?, f[1].parse().ok()?)))
-        })
-        .collect();
-    // Per image, per reader: the boxes, normalised, with distinct deterministic scores.
-    let mut images: BTreeMap<&str, BTreeMap<&str, Vec<SourceBox>>> = BTreeMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        let (Some(b), Some((w, h))) = (r.bbox, sizes.get(r.image_id.as_str())) else {
-            continue;
-        };
-        images
-            .entry(r.image_id.as_str())
-            .or_default()
-            .entry(r.reader.as_deref().unwrap())
-            .or_default()
-            .push(SourceBox {
-                bbox: [b[0] / w, b[1] / h, b[2] / w, b[3] / h],
-                score: 0.5 + ((i * 7919) % 1000) as f64 / 2001.0 + i as f64 * 1e-9,
-                label: kaggle_class_id(&r.label).unwrap() as u32,
-            });
-    }
-    let sets: Vec<Vec<Vec<SourceBox>>> = images
-        .values()
-        .filter(|readers| readers.len() == 3)
-        .take(400)
-        .map(|readers| readers.values().cloned().collect())
-        .collect();
+    let sets = three_reader_images(&corpus);
     assert!(sets.len() >= 300);
     let mut compared = 0;
     for conf_type in ["avg", "max", "box_and_model_avg", "absent_model_aware_avg"] {
@@ -147,4 +112,125 @@ fn readers_of_the_real_train_csv_fuse_as_ensemble_boxes_does() {
         }
     }
     assert!(compared > 5000, "{compared}");
+}
+
+/// Up to 400 images of the real train.csv read by three readers: per reader, the boxes,
+/// normalised by the image size, with distinct deterministic scores.
+fn three_reader_images(corpus: &radlab_testkit::Corpus) -> Vec<Vec<Vec<SourceBox>>> {
+    let rows = read_train_csv(
+        &std::fs::read(corpus.path("annotations/vinbigdata/train.csv")).unwrap()[..],
+        "train.csv",
+    )
+    .unwrap();
+    let size_text =
+        std::fs::read_to_string(corpus.path("annotations/vinbigdata/train_image_size.csv"))
+            .unwrap();
+    let sizes: BTreeMap<&str, (f64, f64)> = size_text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((f[0], (f[2].parse().ok()?, f[1].parse().ok()?)))
+        })
+        .collect();
+    // Per image, per reader: the boxes, normalised, with distinct deterministic scores.
+    let mut images: BTreeMap<&str, BTreeMap<&str, Vec<SourceBox>>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let (Some(b), Some((w, h))) = (r.bbox, sizes.get(r.image_id.as_str())) else {
+            continue;
+        };
+        images
+            .entry(r.image_id.as_str())
+            .or_default()
+            .entry(r.reader.as_deref().unwrap())
+            .or_default()
+            .push(SourceBox {
+                bbox: [b[0] / w, b[1] / h, b[2] / w, b[3] / h],
+                score: 0.5 + ((i * 7919) % 1000) as f64 / 2001.0 + i as f64 * 1e-9,
+                label: kaggle_class_id(&r.label).unwrap() as u32,
+            });
+    }
+    let sets: Vec<Vec<Vec<SourceBox>>> = images
+        .values()
+        .filter(|readers| readers.len() == 3)
+        .take(400)
+        .map(|readers| readers.values().cloned().collect())
+        .collect();
+    sets
+}
+
+#[test]
+fn nms_and_soft_nms_keep_what_ensemble_boxes_keeps() {
+    let test = "nms_against_ensemble_boxes";
+    let Some(corpus) = corpus(test) else { return };
+    let Some(python) = reference_python(test) else {
+        return;
+    };
+    let ok = std::process::Command::new(&python)
+        .args(["-c", "import ensemble_boxes"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        skip(
+            test,
+            "ensemble-boxes is not in the reference Python: run scripts/test",
+        );
+        return;
+    }
+    let sets = three_reader_images(&corpus);
+    let mut decayed_seen = 0;
+    for (method, code) in [
+        (NmsMethod::Hard, 3),
+        (NmsMethod::Linear, 1),
+        (NmsMethod::Gaussian, 2),
+    ] {
+        for (weights, iou_thr) in [(None, 0.5), (Some(vec![2.0, 1.0, 1.0]), 0.3)] {
+            let options = NmsOptions {
+                method,
+                iou_thr,
+                sigma: 0.5,
+                thresh: 0.3,
+                weights: weights.clone(),
+            };
+            let query = serde_json::json!({
+                "options": {"method": code, "iou_thr": iou_thr, "sigma": 0.5, "thresh": 0.3,
+                            "weights": weights},
+                "images": sets.iter().map(|sources| sources.iter().map(|s| s.iter().map(|b| {
+                    serde_json::json!([b.bbox[0], b.bbox[1], b.bbox[2], b.bbox[3], b.score, b.label])
+                }).collect::<Vec<_>>()).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            });
+            let reference = run_reference(&python, "nms.py", &query);
+            for (k, sources) in sets.iter().enumerate() {
+                let ours = non_maximum_suppression(sources, &options).unwrap();
+                let theirs = reference[k].as_array().unwrap();
+                assert_eq!(ours.len(), theirs.len(), "{method:?} image {k}");
+                for (o, t) in ours.iter().zip(theirs) {
+                    let t: Vec<f64> = t
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_f64().unwrap())
+                        .collect();
+                    for (a, b) in o.bbox.iter().zip(&t) {
+                        assert!((a - b).abs() < 1e-12, "{method:?} image {k}");
+                    }
+                    assert_eq!(o.label as f64, t[5]);
+                    if method == NmsMethod::Hard {
+                        assert!((o.score - t[4]).abs() < 1e-12, "{method:?} image {k}");
+                    } else {
+                        // The reference returns each kept box's original score; soft-NMS
+                        // decays it (Bodla et al. 2017), which radlab returns.
+                        assert!(o.score <= t[4] + 1e-12, "{method:?} image {k}");
+                        if o.score < t[4] - 1e-6 {
+                            decayed_seen += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        decayed_seen > 0,
+        "no soft-NMS score was decayed: the difference is not shown"
+    );
 }

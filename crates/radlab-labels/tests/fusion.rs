@@ -9,7 +9,7 @@ use radlab_labels::fusion::{
 };
 use radlab_labels::kaggle::read_train_csv;
 use radlab_labels::kaggle_class_id;
-use radlab_testkit::{corpus, reference_python, run_reference, skip};
+use radlab_testkit::{corpus, reference_python_with, run_reference};
 
 #[test]
 fn pitfalls_are_errors_not_silent_numbers() {
@@ -43,20 +43,9 @@ fn pitfalls_are_errors_not_silent_numbers() {
 fn readers_of_the_real_train_csv_fuse_as_ensemble_boxes_does() {
     let test = "wbf_against_ensemble_boxes";
     let Some(corpus) = corpus(test) else { return };
-    let Some(python) = reference_python(test) else {
+    let Some(python) = reference_python_with(test, "ensemble_boxes") else {
         return;
     };
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import ensemble_boxes"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        skip(
-            test,
-            "ensemble-boxes is not in the reference Python: run scripts/test",
-        );
-        return;
-    }
     let sets = three_reader_images(&corpus);
     assert!(sets.len() >= 300);
     let mut compared = 0;
@@ -78,9 +67,7 @@ fn readers_of_the_real_train_csv_fuse_as_ensemble_boxes_does() {
                     "iou_thr": iou_thr, "skip_box_thr": 0.6, "weights": weights,
                     "conf_type": conf_type, "allows_overflow": overflow,
                 },
-                "images": sets.iter().map(|sources| sources.iter().map(|s| s.iter().map(|b| {
-                    serde_json::json!([b.bbox[0], b.bbox[1], b.bbox[2], b.bbox[3], b.score, b.label])
-                }).collect::<Vec<_>>()).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                "images": images_json(&sets),
             });
             let reference = run_reference(&python, "wbf.py", &query);
             for (k, sources) in sets.iter().enumerate() {
@@ -163,20 +150,9 @@ fn three_reader_images(corpus: &radlab_testkit::Corpus) -> Vec<Vec<Vec<SourceBox
 fn nms_and_soft_nms_keep_what_ensemble_boxes_keeps() {
     let test = "nms_against_ensemble_boxes";
     let Some(corpus) = corpus(test) else { return };
-    let Some(python) = reference_python(test) else {
+    let Some(python) = reference_python_with(test, "ensemble_boxes") else {
         return;
     };
-    let ok = std::process::Command::new(&python)
-        .args(["-c", "import ensemble_boxes"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        skip(
-            test,
-            "ensemble-boxes is not in the reference Python: run scripts/test",
-        );
-        return;
-    }
     let sets = three_reader_images(&corpus);
     let mut decayed_seen = 0;
     for (method, code) in [
@@ -195,9 +171,7 @@ fn nms_and_soft_nms_keep_what_ensemble_boxes_keeps() {
             let query = serde_json::json!({
                 "options": {"method": code, "iou_thr": iou_thr, "sigma": 0.5, "thresh": 0.3,
                             "weights": weights},
-                "images": sets.iter().map(|sources| sources.iter().map(|s| s.iter().map(|b| {
-                    serde_json::json!([b.bbox[0], b.bbox[1], b.bbox[2], b.bbox[3], b.score, b.label])
-                }).collect::<Vec<_>>()).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                "images": images_json(&sets),
             });
             let reference = run_reference(&python, "nms.py", &query);
             for (k, sources) in sets.iter().enumerate() {
@@ -233,4 +207,25 @@ fn nms_and_soft_nms_keep_what_ensemble_boxes_keeps() {
         decayed_seen > 0,
         "no soft-NMS score was decayed: the difference is not shown"
     );
+}
+
+/// The sets of source boxes as the reference scripts read them:
+/// `[[[x1, y1, x2, y2, score, label], ...] per source] per image`.
+fn images_json(sets: &[Vec<Vec<SourceBox>>]) -> serde_json::Value {
+    sets.iter()
+        .map(|sources| {
+            sources
+                .iter()
+                .map(|s| {
+                    s.iter()
+                        .map(|b| {
+                            serde_json::json!([
+                                b.bbox[0], b.bbox[1], b.bbox[2], b.bbox[3], b.score, b.label
+                            ])
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }

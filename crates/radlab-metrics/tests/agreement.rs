@@ -3,12 +3,11 @@
 //! statsmodels and the krippendorff package.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 
 use radlab_labels::KAGGLE_CLASSES;
 use radlab_labels::kaggle::read_train_csv;
 use radlab_metrics::{cohen_kappa, fleiss_kappa, krippendorff_alpha_nominal};
-use radlab_testkit::{corpus, reference_python, run_reference, skip};
+use radlab_testkit::{corpus, reference_python_with, run_reference};
 
 #[test]
 fn hand_computed_values() {
@@ -39,20 +38,9 @@ fn hand_computed_values() {
 fn the_readers_of_the_real_train_csv_agree_with_the_references() {
     let test = "agreement_against_the_references";
     let Some(corpus) = corpus(test) else { return };
-    let Some(python) = reference_python(test) else {
+    let Some(python) = reference_python_with(test, "sklearn, statsmodels, krippendorff") else {
         return;
     };
-    let ok = Command::new(&python)
-        .args(["-c", "import sklearn, statsmodels, krippendorff"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        skip(
-            test,
-            "scikit-learn, statsmodels or krippendorff missing: run scripts/test",
-        );
-        return;
-    }
     let bytes = std::fs::read(corpus.path("annotations/vinbigdata/train.csv")).unwrap();
     let rows = read_train_csv(&bytes[..], "train.csv").unwrap();
     // Who read which image, and which classes each reader marked on it.

@@ -1,10 +1,8 @@
 //! AUROC against scikit-learn and DeLong's variance against a reference written from Sun
 //! and Xu (2014), on the public out-of-fold "No finding" predictions of three models.
 
-use std::process::Command;
-
 use radlab_metrics::auroc;
-use radlab_testkit::{corpus, reference_python, run_reference};
+use radlab_testkit::{corpus, reference_python_with, run_reference};
 
 #[test]
 fn hand_computed_cases_and_errors() {
@@ -35,20 +33,9 @@ fn hand_computed_cases_and_errors() {
 fn the_public_no_finding_predictions_agree_with_scikit_learn() {
     let test = "auroc_against_scikit_learn";
     let Some(corpus) = corpus(test) else { return };
-    let Some(python) = reference_python(test) else {
+    let Some(python) = reference_python_with(test, "sklearn, scipy") else {
         return;
     };
-    let has_sklearn = Command::new(&python)
-        .args(["-c", "import sklearn, scipy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_sklearn {
-        radlab_testkit::skip(
-            test,
-            "scikit-learn is not in the reference Python: run scripts/test",
-        );
-        return;
-    }
     let text = std::fs::read_to_string(
         corpus.path("annotations/predictions/no_finding_oof_predictions.csv"),
     )

@@ -184,6 +184,25 @@ pub fn reference_decode(python: &Path, files: &[PathBuf]) -> Vec<ReferenceDecode
         .collect()
 }
 
+/// The reference Python when it also has `modules` (comma-separated, as in an `import`
+/// line); otherwise a loud skip naming what is missing.
+pub fn reference_python_with(test: &str, modules: &str) -> Option<PathBuf> {
+    let python = reference_python(test)?;
+    let ok = Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        skip(
+            test,
+            &format!("the reference Python lacks {modules} (run scripts/test)"),
+        );
+        return None;
+    }
+    Some(python)
+}
+
 /// Run `tests/reference/<script>` with `query` as JSON on its standard input and return the
 /// JSON it prints (the reference implementations of the metric tests).
 pub fn run_reference(python: &Path, script: &str, query: &serde_json::Value) -> serde_json::Value {

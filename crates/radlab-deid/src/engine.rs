@@ -108,17 +108,19 @@ impl Profile {
                 true
             }
         };
-        let mut report = self.apply(file);
-        if cleaned {
-            report.pixels_cleaned = true;
-            self.mark(file, true);
-        }
+        let mut report = self.attributes(file, cleaned);
+        report.pixels_cleaned = cleaned;
         Ok(report)
     }
 
     /// De-identify the attributes of a file (its data set, and the file meta that names its
     /// UIDs); pixels are not looked at.
     pub fn apply(&self, file: &mut DefaultDicomObject) -> DeidReport {
+        self.attributes(file, false)
+    }
+
+    /// [`Profile::apply`], marking Clean Pixel Data when the pixels were cleaned.
+    fn attributes(&self, file: &mut DefaultDicomObject, pixels_cleaned: bool) -> DeidReport {
         let patient_id = file
             .get(tags::PATIENT_ID)
             .and_then(|e| e.to_str().ok())
@@ -153,7 +155,7 @@ impl Profile {
                 PrimitiveValue::from("ISO_IR 192"),
             ));
         }
-        self.mark(file, false);
+        self.mark(file, pixels_cleaned);
         if let Some(uid) = file
             .get(tags::SOP_INSTANCE_UID)
             .and_then(|e| e.to_str().ok())

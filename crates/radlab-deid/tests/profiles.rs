@@ -397,7 +397,10 @@ fn burned_in_text_is_routed_to_review_or_masked_and_only_then_claimed() {
         "rules.toml",
     )
     .unwrap();
-    let masking = basic.clone().with_burned_in(policy);
+    // (with an option, so that its code and meaning are written next to Clean Pixel Data)
+    let masking = Profile::annex_e(key(), [DeidOption::RetainPatientCharacteristics])
+        .unwrap()
+        .with_burned_in(policy);
     let mut out = input.clone();
     let report = masking.deidentify(&mut out).unwrap();
     assert!(report.pixels_cleaned);
@@ -413,6 +416,19 @@ fn burned_in_text_is_routed_to_review_or_masked_and_only_then_claimed() {
     assert_eq!(px, expected);
     assert_eq!(s(&out, tags::BURNED_IN_ANNOTATION).as_deref(), Some("NO"));
     assert!(codes(&out).contains(&"113101".to_string()));
+    let mut unique = codes(&out);
+    unique.dedup();
+    assert_eq!(unique, codes(&out), "a method code written twice");
+    let method = out
+        .get(tags::DEIDENTIFICATION_METHOD)
+        .unwrap()
+        .to_multi_str()
+        .unwrap()
+        .to_vec();
+    let mut sorted = method.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), method.len(), "{method:?}");
     assert!(verify_against(&input, &out, &masking).is_empty());
     // Not suspect: Clean Pixel Data is not claimed.
     let mut clean = sample();

@@ -89,27 +89,55 @@ fn iou(a: &BBox, b: &BBox) -> f64 {
     if union <= 0.0 { 0.0 } else { inter / union }
 }
 
-/// The score-weighted mean box of a cluster, its confidence before rescaling, and its
-/// summed weight.
-fn weighted(cluster: &[Entry], conf_type: ConfType) -> (BBox, f64, f64) {
-    let mut b = [0.0; 4];
-    let (mut conf, mut max, mut w) = (0.0, f64::MIN, 0.0);
-    for e in cluster {
-        for (v, c) in b.iter_mut().zip(e.bbox) {
+/// A cluster of boxes being fused: running sums in input order, so the fused box is the
+/// same number the reference computes by summing the cluster from scratch.
+struct Cluster {
+    /// Σ score × coordinate
+    sums: BBox,
+    /// Σ score, max score, Σ source weight, number of boxes
+    conf: f64,
+    max: f64,
+    weight: f64,
+    n: usize,
+    /// The fused box so far.
+    bbox: BBox,
+    sources: Vec<usize>,
+}
+
+impl Cluster {
+    fn new(e: &Entry) -> Cluster {
+        let mut c = Cluster {
+            sums: [0.0; 4],
+            conf: 0.0,
+            max: f64::MIN,
+            weight: 0.0,
+            n: 0,
+            bbox: e.bbox,
+            sources: Vec::with_capacity(4),
+        };
+        c.add(e);
+        c
+    }
+
+    fn add(&mut self, e: &Entry) {
+        for (v, c) in self.sums.iter_mut().zip(e.bbox) {
             *v += e.score * c;
         }
-        conf += e.score;
-        max = max.max(e.score);
-        w += e.weight;
+        self.conf += e.score;
+        self.max = self.max.max(e.score);
+        self.weight += e.weight;
+        self.n += 1;
+        // A lone box stays as given (the reference keeps its copy); (s × c) / s need not
+        // give back c to the last bit.
+        if self.n > 1 {
+            for (b, v) in self.bbox.iter_mut().zip(self.sums) {
+                *b = v / self.conf;
+            }
+        }
+        if !self.sources.contains(&e.source) {
+            self.sources.push(e.source);
+        }
     }
-    for v in &mut b {
-        *v /= conf;
-    }
-    let score = match conf_type {
-        ConfType::Max => max,
-        _ => conf / cluster.len() as f64,
-    };
-    (b, score, w)
 }
 
 /// Fuse the boxes of several sources (readers or models): `sources[s]` holds source `s`'s
@@ -118,7 +146,26 @@ pub fn weighted_boxes_fusion(
     sources: &[Vec<SourceBox>],
     options: &WbfOptions,
 ) -> Result<Vec<FusedBox>, String> {
-    let weights = match &options.weights {
+    weighted_boxes_fusion_with(sources, options, &mut WbfScratch::default())
+}
+
+/// Buffers [`weighted_boxes_fusion_with`] reuses from call to call (fusing image after image).
+#[derive(Default)]
+pub(crate) struct WbfScratch {
+    weights: Vec<f64>,
+    entries: Vec<(u32, Entry)>,
+    clusters: Vec<Cluster>,
+}
+
+/// [`weighted_boxes_fusion`] with buffers kept between calls.
+pub(crate) fn weighted_boxes_fusion_with(
+    sources: &[Vec<SourceBox>],
+    options: &WbfOptions,
+    scratch: &mut WbfScratch,
+) -> Result<Vec<FusedBox>, String> {
+    let weights = &mut scratch.weights;
+    weights.clear();
+    match &options.weights {
         Some(w) if w.len() != sources.len() => {
             return Err(format!(
                 "{} weights for {} sources: give one weight per source",
@@ -126,13 +173,15 @@ pub fn weighted_boxes_fusion(
                 sources.len()
             ));
         }
-        Some(w) => w.clone(),
-        None => vec![1.0; sources.len()],
+        Some(w) => weights.extend_from_slice(w),
+        None => weights.resize(sources.len(), 1.0),
     };
+    let weights = &weights[..];
     if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
         return Err(format!("weight {w} is not a positive number"));
     }
-    let mut by_label: std::collections::BTreeMap<u32, Vec<Entry>> = Default::default();
+    let entries = &mut scratch.entries;
+    entries.clear();
     for (s, boxes) in sources.iter().enumerate() {
         for b in boxes {
             if !(b.score.is_finite() && (0.0..=1.0).contains(&b.score)) {
@@ -159,56 +208,60 @@ pub fn weighted_boxes_fusion(
             if (bb[2] - bb[0]) * (bb[3] - bb[1]) == 0.0 {
                 continue; // zero area: nothing to fuse
             }
-            by_label.entry(b.label).or_default().push(Entry {
-                bbox: bb,
-                score: b.score * weights[s],
-                weight: weights[s],
-                source: s,
-            });
+            entries.push((
+                b.label,
+                Entry {
+                    bbox: bb,
+                    score: b.score * weights[s],
+                    weight: weights[s],
+                    source: s,
+                },
+            ));
         }
     }
+    // Label by label (ascending), each by descending score; stable, so ties keep their
+    // input order.
+    entries.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.score.total_cmp(&a.1.score)));
     let weight_sum: f64 = weights.iter().sum();
     let weight_max = weights.iter().copied().fold(f64::MIN, f64::max);
     let mut out = Vec::new();
-    for (label, mut entries) in by_label {
-        entries.sort_by(|a, b| b.score.total_cmp(&a.score));
-        let mut clusters: Vec<Vec<Entry>> = Vec::new();
-        let mut fused: Vec<(BBox, f64, f64)> = Vec::new();
-        for e in entries {
+    let clusters = &mut scratch.clusters;
+    for group in entries.chunk_by(|a, b| a.0 == b.0) {
+        let label = group[0].0;
+        clusters.clear();
+        for (_, e) in group {
             let mut best: Option<(usize, f64)> = None;
-            for (i, f) in fused.iter().enumerate() {
-                let o = iou(&f.0, &e.bbox);
+            for (i, c) in clusters.iter().enumerate() {
+                let o = iou(&c.bbox, &e.bbox);
                 if best.is_none_or(|(_, m)| o > m) {
                     best = Some((i, o));
                 }
             }
             match best {
-                Some((i, o)) if o > options.iou_thr => {
-                    clusters[i].push(e);
-                    fused[i] = weighted(&clusters[i], options.conf_type);
-                }
-                _ => {
-                    clusters.push(vec![e]);
-                    fused.push((e.bbox, e.score, e.weight));
-                }
+                Some((i, o)) if o > options.iou_thr => clusters[i].add(e),
+                _ => clusters.push(Cluster::new(e)),
             }
         }
-        for (cluster, (bbox, score, w)) in clusters.iter().zip(fused) {
-            let n = cluster.len() as f64;
-            let mut models: Vec<usize> = cluster.iter().map(|e| e.source).collect();
+        for c in clusters.drain(..) {
+            let n = c.n as f64;
+            let mut models = c.sources;
             models.sort_unstable();
-            models.dedup();
+            // The confidence before rescaling.
+            let score = match options.conf_type {
+                ConfType::Max => c.max,
+                _ => c.conf / n,
+            };
             let score = match options.conf_type {
                 ConfType::BoxAndModelAvg => {
                     let model_weights: f64 = models.iter().map(|m| weights[*m]).sum();
-                    score * n / w * model_weights / weight_sum
+                    score * n / c.weight * model_weights / weight_sum
                 }
                 ConfType::AbsentModelAwareAvg => {
                     let absent: f64 = (0..weights.len())
                         .filter(|m| !models.contains(m))
                         .map(|m| weights[m])
                         .sum();
-                    score * n / (w + absent)
+                    score * n / (c.weight + absent)
                 }
                 ConfType::Max => score / weight_max,
                 ConfType::Avg if !options.allows_overflow => {
@@ -217,7 +270,7 @@ pub fn weighted_boxes_fusion(
                 ConfType::Avg => score * n / weight_sum,
             };
             out.push(FusedBox {
-                bbox,
+                bbox: c.bbox,
                 score,
                 label,
                 sources: models,
@@ -265,7 +318,9 @@ impl Default for NmsOptions {
 }
 
 /// NMS or soft-NMS over the boxes of all sources, label by label (labels in ascending
-/// order, boxes in the order they were kept). Soft-NMS returns the decayed scores (the
+/// order, boxes in the order they were kept). A box kept by hard NMS lists its own source
+/// and the sources of the boxes it suppressed (they saw the same finding); a soft-NMS box
+/// lists its own. Soft-NMS returns the decayed scores (the
 /// reference `ensemble-boxes` returns the original ones, a known difference).
 pub fn non_maximum_suppression(
     sources: &[Vec<SourceBox>],
@@ -321,17 +376,27 @@ pub fn non_maximum_suppression(
             NmsMethod::Hard => {
                 boxes.sort_by(|a, b| b.1.total_cmp(&a.1));
                 while let Some(&(bbox, score, source)) = boxes.first() {
+                    // The kept box stands for the ones it suppresses: their sources agree.
+                    let mut sources = vec![source];
+                    boxes = boxes[1..]
+                        .iter()
+                        .copied()
+                        .filter(|b| {
+                            let keep = iou(&bbox, &b.0) <= options.iou_thr;
+                            if !keep {
+                                sources.push(b.2);
+                            }
+                            keep
+                        })
+                        .collect();
+                    sources.sort_unstable();
+                    sources.dedup();
                     out.push(FusedBox {
                         bbox,
                         score,
                         label,
-                        sources: vec![source],
+                        sources,
                     });
-                    boxes = boxes[1..]
-                        .iter()
-                        .copied()
-                        .filter(|b| iou(&bbox, &b.0) <= options.iou_thr)
-                        .collect();
                 }
             }
             soft => {

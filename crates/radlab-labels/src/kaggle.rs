@@ -50,6 +50,15 @@ pub(crate) fn csv_error(file: &str, e: csv::Error) -> FormatError {
     }
 }
 
+/// The whole input, read once (annotation files are small next to memory).
+pub(crate) fn read_all(mut reader: impl Read, file: &str) -> Result<Vec<u8>, FormatError> {
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .map_err(|e| FormatError::file(file, format!("cannot read: {e}")))?;
+    Ok(bytes)
+}
+
 /// Four coordinate fields: all empty (no box) or all numbers.
 pub(crate) fn read_box(fields: [&str; 4]) -> Result<Option<crate::BBox>, String> {
     if fields.iter().all(|f| f.trim().is_empty()) {
@@ -65,14 +74,20 @@ pub(crate) fn read_box(fields: [&str; 4]) -> Result<Option<crate::BBox>, String>
 
 /// Read a Kaggle `train.csv`; `file` names it in errors.
 pub fn read_train_csv(reader: impl Read, file: &str) -> Result<Vec<Annotation>, FormatError> {
+    let bytes = read_all(reader, file)?;
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(reader);
+        .from_reader(&bytes[..]);
     let headers = csv.headers().map_err(|e| csv_error(file, e))?.clone();
     let col = columns(&headers, &TRAIN_COLUMNS, file)?;
-    let mut out = Vec::new();
-    for record in csv.records() {
-        let record = record.map_err(|e| csv_error(file, e))?;
+    // A row takes at least 20 bytes: room for all of them at once (see read_submission).
+    let mut out = Vec::with_capacity(bytes.len() / 20);
+    // One record, reused: no allocation per row.
+    let mut record = csv::StringRecord::new();
+    while csv
+        .read_record(&mut record)
+        .map_err(|e| csv_error(file, e))?
+    {
         let line = record.position().map_or(0, |p| p.line());
         let get = |i: usize| record.get(col[i]).unwrap_or("");
         let at = |message: String| FormatError::line(file, line, message);
@@ -142,40 +157,56 @@ pub(crate) fn quote(s: &str) -> String {
     }
 }
 
+/// `parse_number`, naming the value only when it fails (a submission holds hundreds of
+/// thousands of numbers).
+fn parse_lazy(text: &str, what: impl Fn() -> String) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => parse_number(text, &what()),
+    }
+}
+
 /// Read a submission: every prediction, in file order.
 pub fn read_submission(reader: impl Read, file: &str) -> Result<Vec<Annotation>, FormatError> {
+    let bytes = read_all(reader, file)?;
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(reader);
+        .from_reader(&bytes[..]);
     let headers = csv.headers().map_err(|e| csv_error(file, e))?.clone();
     let col = columns(&headers, &["image_id", "PredictionString"], file)?;
-    let mut out = Vec::new();
-    for record in csv.records() {
-        let record = record.map_err(|e| csv_error(file, e))?;
+    // A prediction takes at least 12 bytes ("0 1 0 0 1 1 "): room for all of them at once,
+    // so the vector never moves (untouched capacity costs no memory).
+    let mut out = Vec::with_capacity(bytes.len() / 12);
+    let mut record = csv::StringRecord::new();
+    while csv
+        .read_record(&mut record)
+        .map_err(|e| csv_error(file, e))?
+    {
         let line = record.position().map_or(0, |p| p.line());
         let at = |message: String| FormatError::line(file, line, message);
         let image_id = record.get(col[0]).unwrap_or("").trim();
-        let tokens: Vec<&str> = record
-            .get(col[1])
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if !tokens.len().is_multiple_of(6) {
+        let text = record.get(col[1]).unwrap_or("");
+        let n_tokens = text.split_whitespace().count();
+        if !n_tokens.is_multiple_of(6) {
             return Err(at(format!(
-                "PredictionString has {} values; it must hold groups of 6 (class_id score x_min y_min x_max y_max)",
-                tokens.len()
+                "PredictionString has {n_tokens} values; it must hold groups of 6 (class_id score x_min y_min x_max y_max)"
             )));
         }
-        for (k, g) in tokens.chunks(6).enumerate() {
+        let mut tokens = text.split_whitespace();
+        let mut g = [""; 6];
+        for k in 0..n_tokens / 6 {
+            for t in &mut g {
+                *t = tokens.next().unwrap_or("");
+            }
             let which = |what: &str| format!("prediction {} {what}", k + 1);
-            let id = parse_number(g[0], &which("class_id")).map_err(at)?;
+            let id = parse_lazy(g[0], || which("class_id")).map_err(at)?;
             if id.fract() != 0.0 || !(0.0..=14.0).contains(&id) {
                 return Err(at(format!("{} is {}, not 0-14", which("class_id"), g[0])));
             }
-            let score = parse_number(g[1], &which("score")).map_err(at)?;
+            let score = parse_lazy(g[1], || which("score")).map_err(at)?;
             let mut b = [0.0; 4];
             for i in 0..4 {
-                b[i] = parse_number(g[2 + i], &which("coordinate")).map_err(at)?;
+                b[i] = parse_lazy(g[2 + i], || which("coordinate")).map_err(at)?;
             }
             out.push(Annotation {
                 image_id: image_id.to_string(),
@@ -185,7 +216,7 @@ pub fn read_submission(reader: impl Read, file: &str) -> Result<Vec<Annotation>,
                 score: Some(score),
             });
         }
-        if tokens.is_empty() {
+        if n_tokens == 0 {
             // An image listed with no prediction: keep it known, with nothing on it.
             out.push(Annotation {
                 image_id: image_id.to_string(),

@@ -9,7 +9,8 @@
 //!   `Other disease` and `Other diseases` both accepted);
 //! - Kaggle's VinBigData `train.csv` and submission files ([`kaggle`]);
 //! - COCO detection JSON (datasets and results) and YOLO txt ([`coco`]);
-//! - Weighted Boxes Fusion of several readers or models ([`fusion`]).
+//! - Weighted Boxes Fusion, NMS and soft-NMS of several readers or models ([`fusion`]), and
+//!   the consensus of an image's readers with a quorum ([`consensus`]).
 //!
 //! Coordinates are absolute pixels of the original image, `x` along columns, `y` along rows,
 //! top-left and bottom-right corners. Numbers are written back in the shortest form that
@@ -17,9 +18,13 @@
 //! them, so that a file read and written again is the same file.
 
 pub mod coco;
+pub mod consensus;
+pub mod export;
 pub mod fusion;
+pub mod ids;
 pub mod kaggle;
 mod labels;
+pub mod split;
 pub mod vindr;
 
 pub use labels::{GLOBAL_LABELS, KAGGLE_CLASSES, LOCAL_LABELS, Label, Scope, kaggle_class_id};
@@ -108,4 +113,31 @@ pub(crate) fn check_box(b: BBox) -> Result<BBox, String> {
         ));
     }
     Ok(b)
+}
+
+/// Read box annotations from CSV bytes, by the header: a Kaggle `train.csv` (it has
+/// `class_id`) or a VinDr-CXR annotations file (`class_name` without `class_id`, with or
+/// without `rad_id`; a radlab consensus file reads as one).
+pub fn read_box_annotations(bytes: &[u8], file: &str) -> Result<Vec<Annotation>, FormatError> {
+    let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+    let header = String::from_utf8_lossy(header);
+    let names: Vec<&str> = header
+        .split(',')
+        .map(|h| h.trim().trim_matches('"'))
+        .collect();
+    if names.contains(&"class_id") {
+        kaggle::read_train_csv(bytes, file)
+    } else if names.contains(&"class_name") {
+        vindr::read_annotations(bytes, file)
+    } else {
+        Err(FormatError::file(
+            file,
+            format!(
+                "neither a Kaggle train.csv (image_id, class_name, class_id, rad_id, x_min, ...) \
+                 nor a VinDr-CXR annotations CSV (image_id, [rad_id,] class_name, x_min, ...); \
+                 the header is: {}",
+                header.trim()
+            ),
+        ))
+    }
 }

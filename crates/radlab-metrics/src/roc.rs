@@ -103,3 +103,30 @@ pub fn auroc(scores: &[f64], truth: &[bool]) -> Result<Auroc, String> {
         negatives: n,
     })
 }
+
+/// The empirical ROC curve of `scores` for the binary `truth`: (false-positive rate,
+/// true-positive rate) from (0, 0), one point per distinct score in descending order (tied
+/// scores move together, so the trapezoids under it sum to [`auroc`]'s AUC). Empty when
+/// either class is absent.
+pub fn roc_curve(scores: &[f64], truth: &[bool]) -> Vec<(f64, f64)> {
+    let m = truth.iter().filter(|t| **t).count();
+    let n = truth.len() - m;
+    if m == 0 || n == 0 || scores.len() != truth.len() {
+        return Vec::new();
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let mut points = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0usize, 0usize);
+    for (k, &i) in order.iter().enumerate() {
+        if truth[i] {
+            tp += 1;
+        } else {
+            fp += 1;
+        }
+        if order.get(k + 1).is_none_or(|&j| scores[j] != scores[i]) {
+            points.push((fp as f64 / n as f64, tp as f64 / m as f64));
+        }
+    }
+    points
+}

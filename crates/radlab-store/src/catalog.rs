@@ -24,7 +24,7 @@ pub enum Backend {
 /// A connection pool to the catalog, migrated to the current schema.
 #[derive(Clone, Debug)]
 pub struct Catalog {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 

@@ -4,6 +4,8 @@
 //!
 //! - [`Catalog`]: patient / study / series / instance rows, the quarantine list and import
 //!   runs, in SQLite (embedded, the default) or PostgreSQL, with the same migrations.
+//! - Projects and their annotations (`Catalog::create_project`, `add_annotations`,
+//!   `annotations`): an append-only log per project, the current labels derived from it.
 //! - [`BlobStore`]: original objects keyed by content hash, in a local folder by default
 //!   (behind `object_store`, so S3-compatible stores fit).
 //! - [`import`]: `radlab import` — discovery of folders and zip files, parallel reading and
@@ -13,6 +15,7 @@ mod blobs;
 mod catalog;
 mod error;
 pub mod import;
+mod labels;
 
 pub use blobs::BlobStore;
 pub use catalog::{
@@ -23,3 +26,4 @@ pub use error::{Result, StoreError};
 pub use import::{
     ImportOptions, ImportProgress, ImportSummary, NoProgress, PixelCheck, import_paths,
 };
+pub use labels::{Layer, ProjectSummary};

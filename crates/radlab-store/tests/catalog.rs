@@ -473,3 +473,77 @@ async fn structure_checks_quarantine_the_same_corpus_files_as_a_full_decode() {
     }
     assert_eq!(outcomes[0], outcomes[1], "decode vs structure");
 }
+
+/// Kaggle's real train.csv into a project and back out: every reader's boxes with their
+/// rad_id, the same bytes written again; deletions are logged, not lost; a project that
+/// does not exist, or exists already, is a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_train_csv_round_trips_through_a_project() {
+    let test = "train_csv_round_trips_through_a_project";
+    let Some(corpus) = corpus(test) else { return };
+    let original = std::fs::read(corpus.path("annotations/vinbigdata/train.csv")).unwrap();
+    let rows = radlab_labels::kaggle::read_train_csv(&original[..], "train.csv").unwrap();
+    for env in environments(test).await {
+        let c = &env.catalog;
+        let e = c
+            .add_annotations("vbd", &rows, radlab_store::Layer::Consensus, "test")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("no project vbd"), "{e}");
+        c.create_project("vbd", "vindr-cxr").await.unwrap();
+        assert!(c.create_project("vbd", "vindr-cxr").await.is_err());
+        assert!(c.create_project("no spaces", "vindr-cxr").await.is_err());
+        let n = c
+            .add_annotations(
+                "vbd",
+                &rows,
+                radlab_store::Layer::Consensus,
+                "import:train.csv",
+            )
+            .await
+            .unwrap();
+        assert_eq!(n as usize, rows.len(), "{}", env.name);
+        let back = c.annotations("vbd", &[]).await.unwrap();
+        let annotations: Vec<radlab_labels::Annotation> =
+            back.iter().map(|(_, a)| a.clone()).collect();
+        assert_eq!(annotations, rows, "{}", env.name);
+        let mut written = Vec::new();
+        radlab_labels::kaggle::write_train_csv(&mut written, &annotations).unwrap();
+        assert!(
+            written == original,
+            "{}: the exported train.csv differs",
+            env.name
+        );
+        // Every reader layer holds that reader's rows.
+        let readers = c
+            .annotations("vbd", &[radlab_store::Layer::Reader])
+            .await
+            .unwrap();
+        assert_eq!(readers.len(), rows.len());
+        assert!(
+            c.annotations("vbd", &[radlab_store::Layer::Consensus])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A deletion is a new log row: the current state loses the annotation.
+        let first = back[0].0.clone();
+        c.delete_annotations("vbd", std::slice::from_ref(&first), "test")
+            .await
+            .unwrap();
+        let now = c.annotations("vbd", &[]).await.unwrap();
+        assert_eq!(now.len(), rows.len() - 1);
+        assert!(now.iter().all(|(id, _)| *id != first));
+        assert!(
+            c.delete_annotations("vbd", &[first], "test")
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("no annotation")
+        );
+        let projects = c.list_projects().await.unwrap();
+        assert_eq!(projects[0].annotations as usize, rows.len() - 1);
+        assert_eq!(projects[0].images, 11_254);
+        env.drop_db().await;
+    }
+}

@@ -3,8 +3,12 @@
 
 mod cmd_deid;
 mod cmd_eval;
+mod cmd_export;
+mod cmd_fuse;
 mod cmd_import;
+mod cmd_labels;
 mod cmd_render;
+mod cmd_split;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +61,16 @@ enum Command {
     DeidMapping(cmd_deid::MappingArgs),
     /// Score predictions against ground truth (PASCAL VOC AP, VinBigData's mAP@0.4).
     Eval(cmd_eval::EvalArgs),
+    /// Split images into train/test or k folds, stratified on every label, grouped by patient.
+    Split(cmd_split::SplitArgs),
+    /// Write a versioned dataset in the VinDr-CXR layout (de-identified images, CSVs, manifest).
+    Export(cmd_export::ExportArgs),
+    /// Fuse each image's readers into a consensus (WBF, NMS, soft-NMS; a quorum).
+    Fuse(cmd_fuse::FuseArgs),
+    /// Reader agreement: kappas and alpha per label, box F1, each reader against the others.
+    Agree(cmd_fuse::AgreeArgs),
+    /// Annotation files into a project of the catalog, and back out.
+    Labels(cmd_labels::LabelsArgs),
 }
 
 impl Cli {
@@ -96,6 +110,11 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd_deid::verify(args),
         Command::DeidMapping(args) => cmd_deid::show_mapping(args),
         Command::Eval(args) => cmd_eval::eval(args),
+        Command::Split(args) => cmd_split::split(&cli, args),
+        Command::Export(args) => cmd_export::export(&cli, args),
+        Command::Fuse(args) => cmd_fuse::fuse(args),
+        Command::Agree(args) => cmd_fuse::agree(args),
+        Command::Labels(args) => cmd_labels::labels(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -37,6 +37,9 @@ fn every_subcommand_has_help() {
         "verify",
         "deid-mapping",
         "eval",
+        "fuse",
+        "agree",
+        "labels",
     ] {
         let out = radlab(&[sub, "--help"], tmp.path());
         assert!(out.status.success(), "{sub} --help: {}", text(&out));
@@ -500,4 +503,372 @@ fn eval_scores_a_submission_and_refuses_images_outside_the_ground_truth() {
         "{}",
         text(&bad)
     );
+}
+
+/// A small Kaggle train.csv: image A with two nodules, B with a cardiomegaly, C normal.
+const EVAL_GT: &str = "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max
+A,Nodule/Mass,8,R1,10.0,10.0,50.0,50.0
+A,Nodule/Mass,8,R1,100.0,100.0,140.0,140.0
+B,Cardiomegaly,3,R1,500.0,600.0,900.0,800.0
+C,No finding,14,R1,,,,
+";
+
+fn eval_files(dir: &Path, sub: &str) -> (String, String) {
+    let gt = dir.join("gt.csv");
+    let pred = dir.join("sub.csv");
+    std::fs::write(&gt, EVAL_GT).unwrap();
+    std::fs::write(&pred, sub).unwrap();
+    (
+        gt.to_str().unwrap().to_string(),
+        pred.to_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn eval_reports_coco_froc_auroc_kaggle_compat_and_an_html_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Duplicates, a zero-area box, a box reaching outside the image, tied scores.
+    let (gt, pred) = eval_files(
+        tmp.path(),
+        "image_id,PredictionString
+A,8 0.9 10 10 50 50 8 0.9 10 10 50 50 8 0.5 100 100 100 140 8 0.5 95 95 145 145
+B,3 0.8 -20 600 900 800 8 0.3 0 0 5 5
+C,14 0.7 0 0 1 1
+",
+    );
+    let html = tmp.path().join("report.html");
+    let out = radlab(
+        &[
+            "eval",
+            "--gt",
+            &gt,
+            "--pred",
+            &pred,
+            "--kaggle-compat",
+            "--json",
+            "--html",
+            html.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = radlab_labels::kaggle::read_train_csv(EVAL_GT.as_bytes(), "gt.csv").unwrap();
+    let preds =
+        radlab_labels::kaggle::read_submission(&std::fs::read(&pred).unwrap()[..], "sub.csv")
+            .unwrap();
+    let voc = radlab_metrics::voc_map(&radlab_labels::KAGGLE_CLASSES, &rows, &preds, 0.4);
+    assert!((v["voc"]["map"].as_f64().unwrap() - voc.map).abs() < 1e-12);
+    // Nodules: TP, duplicate FP, zero-area FP, TP; Cardiomegaly (box past the left edge,
+    // scored as given): TP; No finding: TP.
+    assert_eq!(v["voc"]["classes"][8]["true_positives"], 2);
+    assert_eq!(v["voc"]["classes"][3]["true_positives"], 1);
+    let images = ["A", "B", "C"];
+    let coco = radlab_metrics::coco_eval(
+        &radlab_labels::KAGGLE_CLASSES,
+        &images,
+        &rows,
+        &preds,
+        &radlab_metrics::CocoParams::default(),
+    );
+    assert!((v["coco"]["stats"]["ap"].as_f64().unwrap() - coco.stats.ap).abs() < 1e-12);
+    assert_eq!(v["froc"]["overall"]["ground_truth"], 3);
+    assert_eq!(v["froc"]["images"], 3);
+    assert!(v["kaggle_compat"]["map"].as_f64().is_some());
+    let aurocs = v["auroc"].as_array().unwrap();
+    let nf = aurocs.iter().find(|a| a["label"] == "No finding").unwrap();
+    assert_eq!(nf["auc"], 1.0);
+    assert_eq!(v["no_finding_auroc"]["auc"], 1.0);
+    // A label present on every image or on none: not computed, with the reason.
+    let atel = aurocs.iter().find(|a| a["label"] == "Atelectasis").unwrap();
+    assert!(atel["skipped"].as_str().unwrap().contains("both classes"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    assert!(page.matches("<svg").count() >= 4, "PR, FROC and ROC charts");
+    assert!(!page.contains("<script"), "no JavaScript");
+    assert!(page.contains("kaggle-compat"));
+    // The table names every section.
+    let table = radlab(&["eval", "--gt", &gt, "--pred", &pred], tmp.path());
+    let t = text(&table);
+    for section in [
+        "PASCAL VOC",
+        "COCO",
+        "FROC",
+        "AUROC",
+        "mAP over the 3 classes",
+    ] {
+        assert!(t.contains(section), "{section}: {t}");
+    }
+    // --metrics selects.
+    let only = radlab(
+        &[
+            "eval",
+            "--gt",
+            &gt,
+            "--pred",
+            &pred,
+            "--metrics",
+            "voc",
+            "--json",
+        ],
+        tmp.path(),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&only.stdout).unwrap();
+    assert!(v.get("voc").is_some() && v.get("coco").is_none() && v.get("froc").is_none());
+}
+
+#[test]
+fn eval_edge_cases_no_predictions_unknown_images_and_coco_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    // No predictions at all: every AP is 0, nothing fails.
+    let (gt, pred) = eval_files(tmp.path(), "image_id,PredictionString\nA,\nB,\nC,\n");
+    let out = radlab(
+        &["eval", "--gt", &gt, "--pred", &pred, "--json"],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["voc"]["map"], 0.0);
+    assert_eq!(v["coco"]["stats"]["ap"], 0.0);
+    assert_eq!(v["froc"]["overall"]["cpm"], 0.0);
+    // An image the ground truth lacks: exit 2, naming the file and the image.
+    let (gt, pred) = eval_files(tmp.path(), "image_id,PredictionString\nZZZ,8 0.5 1 1 2 2\n");
+    let bad = radlab(&["eval", "--gt", &gt, "--pred", &pred], tmp.path());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad).contains("sub.csv")
+            && text(&bad).contains("image ZZZ is not in the ground truth"),
+        "{}",
+        text(&bad)
+    );
+    // COCO dataset and results JSON.
+    let dataset = r#"{"images":[{"id":1,"file_name":"A.png","width":1000,"height":1000},{"id":2,"file_name":"B.png","width":1000,"height":1000}],
+        "annotations":[{"id":1,"image_id":1,"category_id":1,"bbox":[10,10,40,40],"area":1600,"iscrowd":0},
+                       {"id":2,"image_id":2,"category_id":2,"bbox":[500,600,400,200],"area":80000,"iscrowd":0}],
+        "categories":[{"id":1,"name":"Nodule/Mass"},{"id":2,"name":"Cardiomegaly"}]}"#;
+    let results = r#"[{"image_id":1,"category_id":1,"bbox":[10,10,40,40],"score":0.9},
+                      {"image_id":2,"category_id":2,"bbox":[500,600,400,200],"score":0.8}]"#;
+    let gt_json = tmp.path().join("gt.json");
+    let res_json = tmp.path().join("results.json");
+    std::fs::write(&gt_json, dataset).unwrap();
+    std::fs::write(&res_json, results).unwrap();
+    let out = radlab(
+        &[
+            "eval",
+            "--gt",
+            gt_json.to_str().unwrap(),
+            "--pred",
+            res_json.to_str().unwrap(),
+            "--json",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["voc"]["map"], 1.0);
+    assert!((v["coco"]["stats"]["ap"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+    assert_eq!(v["coco"]["classes"].as_array().unwrap().len(), 2);
+    // COCO results against a CSV ground truth: refused, naming both files.
+    let out = radlab(
+        &["eval", "--gt", &gt, "--pred", res_json.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("results.json") && text(&out).contains("gt.csv"),
+        "{}",
+        text(&out)
+    );
+    // COCO results naming an image the dataset lacks: the file, the result and the id.
+    std::fs::write(
+        &res_json,
+        r#"[{"image_id":7,"category_id":1,"bbox":[1,1,2,2],"score":0.5}]"#,
+    )
+    .unwrap();
+    let out = radlab(
+        &[
+            "eval",
+            "--gt",
+            gt_json.to_str().unwrap(),
+            "--pred",
+            res_json.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).contains("results.json") && text(&out).contains("image_id 7"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn split_keeps_patients_whole_is_reproducible_and_refuses_bad_parts() {
+    let Some(corpus) = corpus("split_cli") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let labels = corpus.path("annotations/vinbigdata/train.csv");
+    let labels = labels.to_str().unwrap();
+    // Synthetic patients: images in id order, two per patient.
+    let mut ids: Vec<String> = std::fs::read_to_string(labels)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    ids.sort();
+    let groups = tmp.path().join("groups.csv");
+    let mut csv = String::from("image_id,patient_id\n");
+    for (i, id) in ids.iter().enumerate() {
+        csv.push_str(&format!("{id},P{}\n", i / 2));
+    }
+    std::fs::write(&groups, &csv).unwrap();
+    let run = |extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "split",
+            "--labels",
+            labels,
+            "--groups",
+            groups.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        radlab(&args, tmp.path())
+    };
+    let a = tmp.path().join("a.csv");
+    let out = run(&["--folds", "5", "--seed", "42"], &a);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Cardiomegaly"), "{}", text(&out));
+    let written = std::fs::read_to_string(&a).unwrap();
+    let rows: Vec<(&str, &str)> = written
+        .lines()
+        .skip(1)
+        .map(|l| l.split_once(',').unwrap())
+        .collect();
+    assert!(written.starts_with("image_id,fold\n"));
+    assert_eq!(rows.len(), ids.len());
+    let fold_of: std::collections::BTreeMap<&str, &str> = rows.iter().copied().collect();
+    for pair in ids.chunks(2) {
+        assert_eq!(
+            fold_of[pair[0].as_str()],
+            fold_of[pair[pair.len() - 1].as_str()]
+        );
+    }
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("a.json")).unwrap()).unwrap();
+    assert_eq!(record["seed"], 42);
+    assert_eq!(record["group_count"], ids.len().div_ceil(2));
+    // Same seed, same bytes; another seed, another split.
+    let b = tmp.path().join("b.csv");
+    assert!(run(&["--folds", "5", "--seed", "42"], &b).status.success());
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert!(run(&["--folds", "5", "--seed", "7"], &b).status.success());
+    assert_ne!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    // Train/test.
+    assert!(run(&["--test", "0.2"], &b).status.success());
+    let tt = std::fs::read_to_string(&b).unwrap();
+    assert!(tt.starts_with("image_id,split\n"));
+    let test_share = tt.lines().filter(|l| l.ends_with(",test")).count() as f64 / ids.len() as f64;
+    assert!((test_share - 0.2).abs() < 0.005, "{test_share}");
+    // Bad parts and groups: exit 2, a message that says what to do.
+    let bad = run(&["--parts", "train=0.7,test=0.2"], &b);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad).contains("must sum to 1"), "{}", text(&bad));
+    let bad = run(&["--folds", "1"], &b);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad).contains("at least 2"), "{}", text(&bad));
+    std::fs::write(&groups, csv.lines().take(10).collect::<Vec<_>>().join("\n")).unwrap();
+    let bad = run(&["--folds", "5"], &b);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad).contains("has no group"), "{}", text(&bad));
+}
+
+#[test]
+fn split_takes_groups_from_the_catalog() {
+    let Some(corpus) = corpus("split_group_by_catalog") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let input = corpus.path("dicom/cxr");
+    let import = radlab(&["import", input.to_str().unwrap()], tmp.path());
+    assert!(import.status.success(), "{}", text(&import));
+    let ls = radlab(&["ls", "--json"], tmp.path());
+    let v: serde_json::Value = serde_json::from_slice(&ls.stdout).unwrap();
+    let sops: Vec<String> = v["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["sop_instance_uid"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sops.len(), 5);
+    // Labels keyed by SOP Instance UID for some images, by VinDr name for the others.
+    let mut csv = String::from("image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n");
+    for (k, sop) in sops.iter().enumerate() {
+        let key = if k % 2 == 0 {
+            sop.clone()
+        } else {
+            radlab_labels::export::vindr_image_id(sop)
+        };
+        csv.push_str(&format!("{key},No finding,14,R1,,,,\n"));
+    }
+    let labels = tmp.path().join("labels.csv");
+    std::fs::write(&labels, csv).unwrap();
+    let out_csv = tmp.path().join("split.csv");
+    let out = radlab(
+        &[
+            "split",
+            "--labels",
+            labels.to_str().unwrap(),
+            "--group-by",
+            "study",
+            "--test",
+            "0.4",
+            "--out",
+            out_csv.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let written = std::fs::read_to_string(&out_csv).unwrap();
+    assert_eq!(written.lines().count(), 6, "{written}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("split.json")).unwrap()).unwrap();
+    assert_eq!(record["groups"], "catalog by study");
+    // An image the catalog does not hold.
+    std::fs::write(
+        &labels,
+        "image_id,class_name,class_id,rad_id,x_min,y_min,x_max,y_max\n1.2.3,No finding,14,R1,,,,\n",
+    )
+    .unwrap();
+    let out = radlab(
+        &[
+            "split",
+            "--labels",
+            labels.to_str().unwrap(),
+            "--group-by",
+            "patient",
+            "--folds",
+            "2",
+            "--out",
+            out_csv.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not in the catalog"), "{}", text(&out));
+}
+
+#[test]
+fn split_and_export_have_help() {
+    let tmp = tempfile::tempdir().unwrap();
+    for sub in ["split", "export"] {
+        let out = radlab(&[sub, "--help"], tmp.path());
+        assert!(out.status.success(), "{sub} --help: {}", text(&out));
+        assert!(text(&out).contains("Usage: radlab"), "{sub}");
+    }
 }

@@ -1,0 +1,330 @@
+//! Projects and their annotations in the catalog: an append-only log per project (who
+//! wrote what, when), from which the current labels are derived. Coordinates are kept as the
+//! text of their shortest round-trip form, so labels read back exactly as they were given.
+
+use std::collections::HashSet;
+
+use radlab_labels::{Annotation, format_number};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::catalog::{Catalog, now_rfc3339};
+use crate::error::{Result, StoreError};
+
+/// Which layer of a project's labels an annotation belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    /// One reader's own labels (`reader` names them).
+    Reader,
+    /// The consensus: reviewed or fused labels.
+    Consensus,
+    /// A model's predictions.
+    Model,
+}
+
+impl Layer {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Layer::Reader => "reader",
+            Layer::Consensus => "consensus",
+            Layer::Model => "model",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Layer> {
+        Some(match s {
+            "reader" => Layer::Reader,
+            "consensus" => Layer::Consensus,
+            "model" => Layer::Model,
+            _ => return None,
+        })
+    }
+}
+
+/// A project and how many annotations it holds now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectSummary {
+    pub project_id: String,
+    pub label_schema: String,
+    pub created_at: String,
+    pub annotations: i64,
+    pub images: i64,
+}
+
+/// A project name: letters, digits, `-`, `_` and `.`, 1 to 64 of them.
+fn check_project(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "project name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+fn coordinate(v: Option<f64>) -> String {
+    v.map(format_number).unwrap_or_default()
+}
+
+fn parse(text: &str, what: &str, project: &str) -> Result<Option<f64>> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        StoreError::Database(format!(
+            "project {project}: stored {what} {text:?} is not a number (the catalog was \
+             written by something other than radlab)"
+        ))
+    })
+}
+
+impl Catalog {
+    /// Create a project with a label schema (a template name such as `vindr-cxr`, or a
+    /// schema document). An existing project is an error.
+    pub async fn create_project(&self, project: &str, label_schema: &str) -> Result<()> {
+        check_project(project)?;
+        let done = sqlx::query(
+            "INSERT INTO projects (project_id, label_schema, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(project)
+        .bind(label_schema)
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if done == 0 {
+            return Err(StoreError::Config(format!(
+                "project {project} exists already"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether a project exists.
+    pub async fn project_exists(&self, project: &str) -> Result<bool> {
+        Ok(sqlx::query("SELECT 1 FROM projects WHERE project_id = $1")
+            .bind(project)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
+    /// Every project, with its current annotation and image counts.
+    pub async fn list_projects(&self) -> Result<Vec<ProjectSummary>> {
+        let rows = sqlx::query(
+            "SELECT project_id, label_schema, created_at FROM projects ORDER BY project_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let project_id: String = r.try_get(0)?;
+            let current = self.annotations(&project_id, &[]).await?;
+            let images: HashSet<&str> = current.iter().map(|(_, a)| a.image_id.as_str()).collect();
+            out.push(ProjectSummary {
+                images: images.len() as i64,
+                annotations: current.len() as i64,
+                project_id,
+                label_schema: r.try_get(1)?,
+                created_at: r.try_get(2)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Append annotations to a project's log, in one transaction (all or nothing), in the
+    /// order given. A reader annotation goes to the reader layer under its reader; one
+    /// without a reader goes to `layer_without_reader` (consensus or model). Returns how
+    /// many rows were written.
+    pub async fn add_annotations(
+        &self,
+        project: &str,
+        annotations: &[Annotation],
+        layer_without_reader: Layer,
+        author: &str,
+    ) -> Result<u64> {
+        if !self.project_exists(project).await? {
+            return Err(StoreError::Config(format!(
+                "no project {project}: create it first (radlab labels import --create)"
+            )));
+        }
+        let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        // The next sequence numbers; a concurrent writer on the same project makes this
+        // transaction fail on the primary key rather than interleave.
+        let next: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM annotation_log WHERE project_id = $1")
+                .bind(project)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        // Multi-row inserts, 500 rows (7,000 parameters) at a time.
+        const COLUMNS: usize = 14;
+        for (c, chunk) in annotations.chunks(500).enumerate() {
+            let mut sql = String::from(
+                "INSERT INTO annotation_log (project_id, seq, op, annotation_id, image_id, layer, \
+                 reader, label, x_min, y_min, x_max, y_max, score, author, recorded_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let p = i * COLUMNS;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, 'add', ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7,
+                    p + 8,
+                    p + 9,
+                    p + 10,
+                    p + 11,
+                    p + 12,
+                    p + 13,
+                    p + 14
+                ));
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (i, a) in chunk.iter().enumerate() {
+                let seq = next + 1 + (c * 500 + i) as i64;
+                let layer = if a.reader.is_some() {
+                    Layer::Reader
+                } else {
+                    layer_without_reader
+                };
+                let b = a.bbox;
+                q = q
+                    .bind(project)
+                    .bind(seq)
+                    .bind(format!("a{seq}"))
+                    .bind(&a.image_id)
+                    .bind(layer.as_str())
+                    .bind(a.reader.as_deref().unwrap_or(""))
+                    .bind(&a.label)
+                    .bind(coordinate(b.map(|b| b[0])))
+                    .bind(coordinate(b.map(|b| b[1])))
+                    .bind(coordinate(b.map(|b| b[2])))
+                    .bind(coordinate(b.map(|b| b[3])))
+                    .bind(coordinate(a.score))
+                    .bind(author)
+                    .bind(&now);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(annotations.len() as u64)
+    }
+
+    /// Record the deletion of annotations (by id) in the log.
+    pub async fn delete_annotations(
+        &self,
+        project: &str,
+        ids: &[String],
+        author: &str,
+    ) -> Result<u64> {
+        let current: HashSet<String> = self
+            .annotations(project, &[])
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        if let Some(missing) = ids.iter().find(|id| !current.contains(*id)) {
+            return Err(StoreError::Config(format!(
+                "project {project} has no annotation {missing}"
+            )));
+        }
+        let now = now_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        let next: i64 =
+            sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM annotation_log WHERE project_id = $1")
+                .bind(project)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        for (i, id) in ids.iter().enumerate() {
+            // A delete row repeats the image, layer and reader of what it deletes.
+            sqlx::query(
+                "INSERT INTO annotation_log (project_id, seq, op, annotation_id, image_id, layer, \
+                 reader, label, x_min, y_min, x_max, y_max, score, author, recorded_at) \
+                 SELECT project_id, $2, 'delete', annotation_id, image_id, layer, reader, label, \
+                 '', '', '', '', '', $3, $4 FROM annotation_log \
+                 WHERE project_id = $1 AND annotation_id = $5 AND op = 'add'",
+            )
+            .bind(project)
+            .bind(next + 1 + i as i64)
+            .bind(author)
+            .bind(&now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ids.len() as u64)
+    }
+
+    /// The current annotations of a project (added and not deleted), in the order they were
+    /// added, with their ids; only those of `layers` unless it is empty.
+    pub async fn annotations(
+        &self,
+        project: &str,
+        layers: &[Layer],
+    ) -> Result<Vec<(String, Annotation)>> {
+        let rows = sqlx::query(
+            "SELECT a.annotation_id, a.image_id, a.layer, a.reader, a.label, a.x_min, a.y_min, \
+             a.x_max, a.y_max, a.score FROM annotation_log a \
+             WHERE a.project_id = $1 AND a.op = 'add' AND NOT EXISTS (\
+               SELECT 1 FROM annotation_log d WHERE d.project_id = a.project_id \
+               AND d.annotation_id = a.annotation_id AND d.op = 'delete') \
+             ORDER BY a.seq",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let row_layer: String = r.try_get(2)?;
+            let row_layer = Layer::parse(&row_layer).ok_or_else(|| {
+                StoreError::Database(format!("project {project}: unknown layer {row_layer:?}"))
+            })?;
+            if !layers.is_empty() && !layers.contains(&row_layer) {
+                continue;
+            }
+            let reader: String = r.try_get(3)?;
+            let c: Vec<String> = (5..9)
+                .map(|i| r.try_get(i))
+                .collect::<std::result::Result<_, _>>()?;
+            let bbox = match (
+                parse(&c[0], "x_min", project)?,
+                parse(&c[1], "y_min", project)?,
+                parse(&c[2], "x_max", project)?,
+                parse(&c[3], "y_max", project)?,
+            ) {
+                (Some(a), Some(b), Some(x), Some(y)) => Some([a, b, x, y]),
+                _ => None,
+            };
+            let score: String = r.try_get(9)?;
+            out.push((
+                r.try_get(0)?,
+                Annotation {
+                    image_id: r.try_get(1)?,
+                    reader: (row_layer == Layer::Reader).then_some(reader),
+                    label: r.try_get(4)?,
+                    bbox,
+                    score: parse(&score, "score", project)?,
+                },
+            ));
+        }
+        Ok(out)
+    }
+}

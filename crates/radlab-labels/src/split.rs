@@ -334,6 +334,33 @@ pub fn label_sets_from_image_labels(rows: &[ImageLabels]) -> BTreeMap<String, BT
     out
 }
 
+/// The images of each group (groups ordered by id; without `groups`, each image is its own),
+/// checked to be at least as many as the `k` parts.
+fn group_members<'a>(
+    images: &'a BTreeMap<String, BTreeSet<String>>,
+    groups: Option<&'a BTreeMap<String, String>>,
+    k: usize,
+) -> Result<BTreeMap<&'a str, Vec<&'a str>>, SplitError> {
+    let mut members: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for image in images.keys() {
+        let group = match groups {
+            Some(g) => g
+                .get(image)
+                .ok_or_else(|| SplitError::MissingGroup(image.clone()))?
+                .as_str(),
+            None => image.as_str(),
+        };
+        members.entry(group).or_default().push(image.as_str());
+    }
+    if members.len() < k {
+        return Err(SplitError::TooFewGroups {
+            parts: k,
+            groups: members.len(),
+        });
+    }
+    Ok(members)
+}
+
 /// Split `images` (image id to its labels) into `parts`, stratified on every label and, when
 /// `groups` (image id to group id) is given, keeping each group in one part; without it each
 /// image is its own group. See the module docs for the algorithm.
@@ -352,23 +379,7 @@ pub fn stratified_split(
     let k = names.len();
 
     // Groups, ordered by id.
-    let mut members: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for image in images.keys() {
-        let group = match groups {
-            Some(g) => g
-                .get(image)
-                .ok_or_else(|| SplitError::MissingGroup(image.clone()))?
-                .as_str(),
-            None => image.as_str(),
-        };
-        members.entry(group).or_default().push(image.as_str());
-    }
-    if members.len() < k {
-        return Err(SplitError::TooFewGroups {
-            parts: k,
-            groups: members.len(),
-        });
-    }
+    let members = group_members(images, groups, k)?;
     let labels: BTreeSet<&String> = images.values().flatten().collect();
     let label_index: BTreeMap<&String, usize> =
         labels.iter().enumerate().map(|(i, l)| (*l, i)).collect();
@@ -487,23 +498,7 @@ pub fn random_grouped_split(
     }
     let fractions = parts.fractions();
     let k = fractions.len();
-    let mut members: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for image in images.keys() {
-        let group = match groups {
-            Some(g) => g
-                .get(image)
-                .ok_or_else(|| SplitError::MissingGroup(image.clone()))?
-                .as_str(),
-            None => image.as_str(),
-        };
-        members.entry(group).or_default().push(image.as_str());
-    }
-    if members.len() < k {
-        return Err(SplitError::TooFewGroups {
-            parts: k,
-            groups: members.len(),
-        });
-    }
+    let members = group_members(images, groups, k)?;
     let mut list: Vec<Vec<&str>> = members.into_values().collect();
     let mut rng = SplitMix64::new(seed);
     rng.shuffle(&mut list);

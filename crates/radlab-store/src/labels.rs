@@ -84,6 +84,19 @@ fn parse(text: &str, what: &str, project: &str) -> Result<Option<f64>> {
     })
 }
 
+/// The last sequence number of a project's log, read inside the writing transaction: a
+/// concurrent writer on the same project makes one of the two fail on the primary key
+/// rather than interleave.
+async fn last_seq(tx: &mut sqlx::Transaction<'_, sqlx::Any>, project: &str) -> Result<i64> {
+    Ok(
+        sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM annotation_log WHERE project_id = $1")
+            .bind(project)
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)?,
+    )
+}
+
 impl Catalog {
     /// Create a project with a label schema (a template name such as `vindr-cxr`, or a
     /// schema document). An existing project is an error.
@@ -157,14 +170,7 @@ impl Catalog {
         }
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
-        // The next sequence numbers; a concurrent writer on the same project makes this
-        // transaction fail on the primary key rather than interleave.
-        let next: i64 =
-            sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM annotation_log WHERE project_id = $1")
-                .bind(project)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
+        let next = last_seq(&mut tx, project).await?;
         // Multi-row inserts, 500 rows (7,000 parameters) at a time.
         const COLUMNS: usize = 14;
         for (c, chunk) in annotations.chunks(500).enumerate() {
@@ -246,12 +252,7 @@ impl Catalog {
         }
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
-        let next: i64 =
-            sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM annotation_log WHERE project_id = $1")
-                .bind(project)
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get(0)?;
+        let next = last_seq(&mut tx, project).await?;
         for (i, id) in ids.iter().enumerate() {
             // A delete row repeats the image, layer and reader of what it deletes.
             sqlx::query(

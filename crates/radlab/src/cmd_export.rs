@@ -578,17 +578,7 @@ fn folder_sources(dir: &Path) -> Result<Vec<Source>> {
 }
 
 fn catalog_sources(cli: &Cli) -> Result<Vec<Source>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let rows = runtime.block_on(async {
-        let catalog = radlab_store::Catalog::open(&cli.db_url()).await?;
-        let rows = catalog.list_instances(None).await;
-        catalog.close().await;
-        rows
-    })?;
+    let rows = crate::cmd_import::catalog_instances(cli)?;
     Ok(rows
         .into_iter()
         .map(|r| Source {

@@ -102,6 +102,16 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Every instance of the catalog (for commands that match labels to images).
+pub(crate) fn catalog_instances(cli: &Cli) -> Result<Vec<radlab_store::InstanceRow>> {
+    runtime()?.block_on(async {
+        let catalog = Catalog::open(&cli.db_url()).await?;
+        let rows = catalog.list_instances(None).await;
+        catalog.close().await;
+        Ok(rows?)
+    })
+}
+
 async fn open_stores(cli: &Cli) -> Result<(Catalog, BlobStore)> {
     let catalog = Catalog::open(&cli.db_url()).await?;
     let blobs = BlobStore::local(cli.store_dir())?;

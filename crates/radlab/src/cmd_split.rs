@@ -155,17 +155,7 @@ fn read_groups(path: &Path) -> Result<BTreeMap<String, String>> {
 /// Image id (SOP Instance UID and its VinDr name both) to patient or study, from the
 /// catalog. An instance without a Patient ID is grouped by its study.
 fn catalog_groups(cli: &Cli, by: GroupBy) -> Result<(BTreeMap<String, String>, usize)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let rows = runtime.block_on(async {
-        let catalog = radlab_store::Catalog::open(&cli.db_url()).await?;
-        let rows = catalog.list_instances(None).await;
-        catalog.close().await;
-        rows
-    })?;
+    let rows = crate::cmd_import::catalog_instances(cli)?;
     let mut out = BTreeMap::new();
     let mut no_patient = 0;
     for r in rows {

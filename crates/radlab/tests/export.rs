@@ -4,32 +4,16 @@
 //! DICOMs that pass `radlab verify`, a version never overwritten, and nothing left behind
 //! by a bad label file.
 
+mod common;
+
+use common::{radlab, text};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use radlab_labels::export::vindr_image_id;
 use radlab_testkit::corpus;
-
-fn radlab(args: &[&str], data: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_radlab"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data)
-        .env_remove("RADLAB_DB")
-        .env_remove("RADLAB_STORE")
-        .env_remove("RADLAB_DEID_KEY_FILE")
-        .output()
-        .expect("run radlab")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// One corpus image: its file, SOP Instance UID, VinDr name and size.
 struct Image {

@@ -1,26 +1,20 @@
 //! `radlab fuse` and `radlab agree`, driven as a user would.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+
+use common::text;
 use radlab_testkit::corpus;
 
+/// `radlab ARGS` run in `dir` (relative paths and the default data folder are there).
 fn radlab(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_radlab"))
+    common::command()
         .args(args)
         .current_dir(dir)
-        .env_remove("RADLAB_DB")
-        .env_remove("RADLAB_STORE")
         .output()
         .expect("run radlab")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 const SMALL: &str = "\

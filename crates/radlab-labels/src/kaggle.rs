@@ -74,10 +74,14 @@ pub(crate) fn read_box(fields: [&str; 4]) -> Result<Option<crate::BBox>, String>
 
 /// Read a Kaggle `train.csv`; `file` names it in errors.
 pub fn read_train_csv(reader: impl Read, file: &str) -> Result<Vec<Annotation>, FormatError> {
-    let bytes = read_all(reader, file)?;
+    read_train_csv_bytes(&read_all(reader, file)?, file)
+}
+
+/// [`read_train_csv`] of a file already in memory.
+pub fn read_train_csv_bytes(bytes: &[u8], file: &str) -> Result<Vec<Annotation>, FormatError> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(&bytes[..]);
+        .from_reader(bytes);
     let headers = csv.headers().map_err(|e| csv_error(file, e))?.clone();
     let col = columns(&headers, &TRAIN_COLUMNS, file)?;
     // A row takes at least 20 bytes: room for all of them at once (see read_submission).
@@ -168,10 +172,14 @@ fn parse_lazy(text: &str, what: impl Fn() -> String) -> Result<f64, String> {
 
 /// Read a submission: every prediction, in file order.
 pub fn read_submission(reader: impl Read, file: &str) -> Result<Vec<Annotation>, FormatError> {
-    let bytes = read_all(reader, file)?;
+    read_submission_bytes(&read_all(reader, file)?, file)
+}
+
+/// [`read_submission`] of a file already in memory.
+pub fn read_submission_bytes(bytes: &[u8], file: &str) -> Result<Vec<Annotation>, FormatError> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
-        .from_reader(&bytes[..]);
+        .from_reader(bytes);
     let headers = csv.headers().map_err(|e| csv_error(file, e))?.clone();
     let col = columns(&headers, &["image_id", "PredictionString"], file)?;
     // A prediction takes at least 12 bytes ("0 1 0 0 1 1 "): room for all of them at once,
@@ -186,18 +194,16 @@ pub fn read_submission(reader: impl Read, file: &str) -> Result<Vec<Annotation>,
         let at = |message: String| FormatError::line(file, line, message);
         let image_id = record.get(col[0]).unwrap_or("").trim();
         let text = record.get(col[1]).unwrap_or("");
-        let n_tokens = text.split_whitespace().count();
-        if !n_tokens.is_multiple_of(6) {
-            return Err(at(format!(
-                "PredictionString has {n_tokens} values; it must hold groups of 6 (class_id score x_min y_min x_max y_max)"
-            )));
-        }
-        let mut tokens = text.split_whitespace();
+        // One pass over the values, six at a time (ASCII whitespace separates them).
         let mut g = [""; 6];
-        for k in 0..n_tokens / 6 {
-            for t in &mut g {
-                *t = tokens.next().unwrap_or("");
+        let mut n_tokens = 0;
+        for token in text.split_ascii_whitespace() {
+            g[n_tokens % 6] = token;
+            n_tokens += 1;
+            if !n_tokens.is_multiple_of(6) {
+                continue;
             }
+            let k = n_tokens / 6 - 1;
             let which = |what: &str| format!("prediction {} {what}", k + 1);
             let id = parse_lazy(g[0], || which("class_id")).map_err(at)?;
             if id.fract() != 0.0 || !(0.0..=14.0).contains(&id) {
@@ -215,6 +221,11 @@ pub fn read_submission(reader: impl Read, file: &str) -> Result<Vec<Annotation>,
                 bbox: Some(check_box(b).map_err(at)?),
                 score: Some(score),
             });
+        }
+        if !n_tokens.is_multiple_of(6) {
+            return Err(at(format!(
+                "PredictionString has {n_tokens} values; it must hold groups of 6 (class_id score x_min y_min x_max y_max)"
+            )));
         }
         if n_tokens == 0 {
             // An image listed with no prediction: keep it known, with nothing on it.

@@ -126,7 +126,7 @@ pub fn read_box_annotations(bytes: &[u8], file: &str) -> Result<Vec<Annotation>,
         .map(|h| h.trim().trim_matches('"'))
         .collect();
     if names.contains(&"class_id") {
-        kaggle::read_train_csv(bytes, file)
+        kaggle::read_train_csv_bytes(bytes, file)
     } else if names.contains(&"class_name") {
         vindr::read_annotations(bytes, file)
     } else {

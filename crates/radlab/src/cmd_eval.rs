@@ -98,7 +98,7 @@ fn ground_truth(path: &Path) -> Result<GroundTruth> {
     let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     let header = String::from_utf8_lossy(header);
     let annotations = if header.contains("class_id") {
-        kaggle::read_train_csv(&bytes[..], &name)?
+        kaggle::read_train_csv_bytes(&bytes, &name)?
     } else if header.contains("class_name") {
         vindr::read_annotations(&bytes[..], &name)?
     } else {
@@ -132,7 +132,7 @@ fn predictions(path: &Path, gt: &GroundTruth, gt_path: &Path) -> Result<Vec<Anno
         };
         return Ok(coco::read_results(&bytes[..], &name, index)?);
     }
-    Ok(kaggle::read_submission(&bytes[..], &name)?)
+    Ok(kaggle::read_submission_bytes(&bytes, &name)?)
 }
 
 /// AUROC of one image-level label.

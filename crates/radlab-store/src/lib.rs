@@ -6,17 +6,21 @@
 //!   runs, in SQLite (embedded, the default) or PostgreSQL, with the same migrations.
 //! - Projects and their annotations (`Catalog::create_project`, `add_annotations`,
 //!   `annotations`): an append-only log per project, the current labels derived from it.
+//! - Accounts, browser sessions and API tokens (`Catalog::create_user`, `session`,
+//!   `api_token_user`): stored hashed, never in clear.
 //! - [`BlobStore`]: original objects keyed by content hash, in a local folder by default
 //!   (behind `object_store`, so S3-compatible stores fit).
 //! - [`import`]: `radlab import` — discovery of folders and zip files, parallel reading and
 //!   decoding, de-duplication by content and SOP Instance UID, the quarantine list.
 
+mod accounts;
 mod blobs;
 mod catalog;
 mod error;
 pub mod import;
 mod labels;
 
+pub use accounts::{SiteRole, User, check_username};
 pub use blobs::BlobStore;
 pub use catalog::{
     Backend, Catalog, CatalogCounts, InsertOutcome, InstanceIdentity, InstanceRow, NewInstance,

@@ -224,3 +224,157 @@ pub fn run_reference(python: &Path, script: &str, query: &serde_json::Value) -> 
     assert!(out.status.success(), "tests/reference/{script} failed");
     serde_json::from_slice(&out.stdout).expect("the reference prints JSON")
 }
+
+/// A PostgreSQL database made for one test (with `psql`) and dropped when this is dropped.
+pub struct PostgresDatabase {
+    admin: String,
+    name: String,
+    /// The URL of the new database.
+    pub url: String,
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin)
+            .arg("-qc")
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+/// A fresh PostgreSQL database for `test` when `RADLAB_TEST_POSTGRES` names a server
+/// (scripts/test sets it); else a loud skip and `None`.
+pub fn postgres_database(test: &str) -> Option<PostgresDatabase> {
+    let admin = match std::env::var("RADLAB_TEST_POSTGRES") {
+        Ok(a) if !a.is_empty() => a,
+        _ => {
+            skip(
+                &format!("{test} on PostgreSQL"),
+                "RADLAB_TEST_POSTGRES is not set (scripts/test sets it when a server is reachable)",
+            );
+            return None;
+        }
+    };
+    let name = format!(
+        "radlab_test_{}_{}",
+        std::process::id(),
+        test.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_lowercase()
+    );
+    let out = Command::new("psql")
+        .arg(&admin)
+        .arg("-qc")
+        .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .arg("-qc")
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .unwrap_or_else(|e| panic!("psql: {e}"));
+    assert!(
+        out.status.success(),
+        "RADLAB_TEST_POSTGRES={admin}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("RADLAB_TEST_POSTGRES is a postgres:// URL with a database");
+    Some(PostgresDatabase {
+        url: format!("{base}/{name}"),
+        admin,
+        name,
+    })
+}
+
+/// An HTTP/1.1 answer.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// One HTTP/1.1 request to `addr` (`Connection: close`; the answer read to its end), for
+/// tests of the server without an HTTP client dependency.
+pub fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the server");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP header block");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[end + 2 + size + 2..];
+    }
+    out
+}

@@ -8,6 +8,7 @@ mod cmd_fuse;
 mod cmd_import;
 mod cmd_labels;
 mod cmd_render;
+mod cmd_serve;
 mod cmd_split;
 
 use std::path::PathBuf;
@@ -71,6 +72,10 @@ enum Command {
     Agree(cmd_fuse::AgreeArgs),
     /// Annotation files into a project of the catalog, and back out.
     Labels(cmd_labels::LabelsArgs),
+    /// Serve the HTTP API (accounts and sessions so far) on the catalog.
+    Serve(cmd_serve::ServeArgs),
+    /// Manage accounts (the first administrator is made here).
+    User(cmd_serve::UserArgs),
 }
 
 impl Cli {
@@ -115,6 +120,8 @@ fn main() -> ExitCode {
         Command::Fuse(args) => cmd_fuse::fuse(args),
         Command::Agree(args) => cmd_fuse::agree(args),
         Command::Labels(args) => cmd_labels::labels(&cli, args),
+        Command::Serve(args) => cmd_serve::serve(&cli, args),
+        Command::User(args) => cmd_serve::user(&cli, args),
     };
     match result {
         Ok(code) => code,

@@ -27,6 +27,8 @@ fn every_subcommand_has_help() {
         "labels",
         "split",
         "export",
+        "serve",
+        "user",
     ] {
         let out = radlab(&[sub, "--help"], tmp.path());
         assert!(out.status.success(), "{sub} --help: {}", text(&out));

@@ -1,0 +1,304 @@
+//! # radlab-server
+//!
+//! `radlab serve`: the HTTP API of the labeling platform, under `/api/v1`. Built so far:
+//! accounts and access (local accounts with argon2id passwords, session cookies with CSRF
+//! protection, a sign-in rate limit, API tokens for scripts, site roles admin / user) and
+//! the error format every endpoint answers with (`{"error": {"code", "message"}}`).
+//! Projects, tasks, blinding, review and DICOMweb come next (issue 5).
+//!
+//! Endpoints:
+//! - `GET /api/v1/health`: `{"status": "ok"}`, no authentication.
+//! - `POST /api/v1/auth/login` `{username, password}`: sets the session cookie, returns
+//!   `{user, csrf_token}`; 401 on a wrong name or password (the same answer for both), 429
+//!   after repeated failures.
+//! - `POST /api/v1/auth/logout`: ends the session.
+//! - `GET /api/v1/me`: the caller.
+//! - `POST /api/v1/tokens` `{name}`: a new API token for the caller, shown once.
+//! - `GET /api/v1/users`, `POST /api/v1/users` `{username, password, site_role}`: site
+//!   administrators only.
+
+pub mod auth;
+pub mod error;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use radlab_store::{Catalog, SiteRole};
+use serde::Deserialize;
+
+use crate::auth::{
+    Caller, LoginLimiter, SESSION_COOKIE, Via, check_password, hash_password, random_token,
+    token_hash, unix_now, verify_password,
+};
+use crate::error::ApiError;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Mark the session cookie Secure (the server is reached over TLS, directly or through a
+    /// proxy).
+    pub secure_cookies: bool,
+    /// How long a session lasts.
+    pub session_hours: i64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            secure_cookies: false,
+            session_hours: 12,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Catalog,
+    pub config: Arc<ServerConfig>,
+    pub limiter: Arc<LoginLimiter>,
+}
+
+impl AppState {
+    pub fn new(catalog: Catalog, config: ServerConfig) -> Self {
+        AppState {
+            catalog,
+            config: Arc::new(config),
+            limiter: Arc::new(LoginLimiter::default()),
+        }
+    }
+}
+
+/// The API's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/tokens", post(create_token))
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serve the API on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+}
+
+/// A JSON body, or a 400 that says what is wrong with it.
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    payload.map(|Json(v)| v).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the request body is not the JSON this endpoint takes: {}",
+            e.body_text()
+        ))
+    })
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint; the API lives under /api/v1",
+    )
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    payload: Result<Json<Login>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let login = body(payload)?;
+    let ip = Some(addr.ip());
+    if let Some(wait) = state.limiter.blocked(&login.username, ip) {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many failed sign-ins; try again in {wait} s"),
+        );
+        e.retry_after = Some(wait);
+        return Err(e);
+    }
+    let found = state.catalog.user_for_login(&login.username).await?;
+    // Verify against a hash even for an unknown name, so both take the same time.
+    let (user, ok) = match found {
+        Some((user, hash)) => {
+            let ok = verify_password(&login.password, &hash) && !user.disabled;
+            (Some(user), ok)
+        }
+        None => {
+            let _ = verify_password(&login.password, dummy_hash());
+            (None, false)
+        }
+    };
+    let Some(user) = user.filter(|_| ok) else {
+        state.limiter.failed(&login.username, ip);
+        tracing::info!("failed sign-in for a user name from {}", addr.ip());
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_credentials",
+            "wrong user name or password",
+        ));
+    };
+    state.limiter.succeeded(&login.username);
+    let token = random_token("")?;
+    let csrf = random_token("")?;
+    let expires = unix_now() + state.config.session_hours * 3600;
+    state
+        .catalog
+        .create_session(&token_hash(&token), &user.user_id, &csrf, expires)
+        .await?;
+    tracing::info!("user {} signed in", user.username);
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        state.config.session_hours * 3600,
+        if state.config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    let mut response = Json(serde_json::json!({"user": user, "csrf_token": csrf})).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).map_err(|_| ApiError::internal())?,
+    );
+    Ok(response)
+}
+
+/// The hash of a random password, made once, verified against when the user name is
+/// unknown so that the answer takes as long as for a known name.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        random_token("")
+            .and_then(|p| hash_password(&p))
+            .unwrap_or_default()
+    })
+}
+
+async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    if let Via::Session { token_hash, .. } = &caller.via {
+        state.catalog.delete_session(token_hash).await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("radlab_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+async fn me(caller: Caller) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"user": caller.user}))
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    name: String,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    payload: Result<Json<NewToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let new = body(payload)?;
+    let name = new.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ApiError::bad_request(
+            "name the token (1 to 100 characters), e.g. the script that uses it",
+        ));
+    }
+    let token = random_token("rl_")?;
+    state
+        .catalog
+        .create_api_token(&token_hash(&token), &caller.user.user_id, name)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "name": name,
+            "token": token,
+            "note": "shown once: the server keeps only its hash",
+        })),
+    ))
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_admin()?;
+    Ok(Json(
+        serde_json::json!({"users": state.catalog.list_users().await?}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    username: String,
+    password: String,
+    #[serde(default)]
+    site_role: Option<String>,
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    payload: Result<Json<NewUser>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require_admin()?;
+    let new = body(payload)?;
+    let user = add_user(
+        &state.catalog,
+        &new.username,
+        &new.password,
+        new.site_role.as_deref().unwrap_or("user"),
+    )
+    .await?;
+    tracing::info!("user {} created by {}", user.username, caller.user.username);
+    Ok((StatusCode::CREATED, Json(serde_json::json!({"user": user}))))
+}
+
+/// Add an account (for the API and `radlab user add`): the name and password checked, the
+/// password hashed with argon2id.
+pub async fn add_user(
+    catalog: &Catalog,
+    username: &str,
+    password: &str,
+    site_role: &str,
+) -> Result<radlab_store::User, ApiError> {
+    radlab_store::check_username(username).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    check_password(password)?;
+    let role = SiteRole::parse(site_role).ok_or_else(|| {
+        ApiError::bad_request(format!("site_role {site_role:?}: use admin or user"))
+    })?;
+    let hash = hash_password(password)?;
+    let id = random_token("u_")?;
+    Ok(catalog
+        .create_user(&id[..18], username, &hash, role)
+        .await?)
+}

@@ -1,0 +1,145 @@
+//! `radlab serve` (the HTTP API) and `radlab user` (accounts on the command line).
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use radlab_server::{AppState, ServerConfig};
+use radlab_store::Catalog;
+
+use crate::Cli;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Mark the session cookie Secure: set it when users reach the server over HTTPS
+    /// (directly or through a TLS-terminating proxy).
+    #[arg(long)]
+    secure_cookies: bool,
+    /// How long a sign-in lasts, in hours.
+    #[arg(long, default_value_t = 12)]
+    session_hours: i64,
+}
+
+pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
+    if !(1..=24 * 30).contains(&args.session_hours) {
+        bail!("--session-hours {} must be 1 to 720", args.session_hours);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let catalog = Catalog::open(&cli.db_url()).await?;
+        if catalog.count_users().await? == 0 {
+            eprintln!(
+                "no accounts yet: make the first administrator with `radlab user add NAME --admin`"
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let address = listener.local_addr()?;
+        // Tests and scripts read this line for the port when --listen asks for port 0.
+        println!("radlab serving on http://{address}/api/v1/health");
+        let state = AppState::new(
+            catalog,
+            ServerConfig {
+                secure_cookies: args.secure_cookies,
+                session_hours: args.session_hours,
+            },
+        );
+        radlab_server::serve(listener, state)
+            .await
+            .context("the server stopped")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    command: UserCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Add an account. The password is read from standard input (--password-stdin) or made
+    /// up and printed once.
+    Add {
+        username: String,
+        /// A site administrator (the first account should be one).
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the accounts.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn user(cli: &Cli, args: &UserArgs) -> Result<ExitCode> {
+    let rt = crate::cmd_import::runtime()?;
+    rt.block_on(async {
+        let catalog = Catalog::open(&cli.db_url()).await?;
+        let result = match &args.command {
+            UserCommand::Add {
+                username,
+                admin,
+                password_stdin,
+            } => {
+                let (password, made_up) = if *password_stdin {
+                    let mut text = String::new();
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .context("cannot read the password from standard input")?;
+                    (text.lines().next().unwrap_or("").to_string(), false)
+                } else {
+                    (
+                        radlab_server::auth::random_token("")
+                            .map_err(|e| anyhow::anyhow!(e.message))?[..24]
+                            .to_string(),
+                        true,
+                    )
+                };
+                let role = if *admin { "admin" } else { "user" };
+                let user = radlab_server::add_user(&catalog, username, &password, role)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
+                eprintln!("added {} ({role})", user.username);
+                if made_up {
+                    // Printed once, to the terminal of whoever ran the command; never logged.
+                    println!("password: {password}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            UserCommand::Ls { json } => {
+                let users = catalog.list_users().await?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&users)?);
+                } else {
+                    for u in &users {
+                        println!(
+                            "{:<24} {:<6} {}{}",
+                            u.username,
+                            u.site_role.as_str(),
+                            u.created_at,
+                            if u.disabled { "  disabled" } else { "" }
+                        );
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        };
+        catalog.close().await;
+        result
+    })
+}

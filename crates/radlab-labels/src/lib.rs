@@ -12,6 +12,8 @@
 //! - Weighted Boxes Fusion, NMS and soft-NMS of several readers or models ([`fusion`]), and
 //!   the consensus of an image's readers with a quorum ([`consensus`]).
 //!
+//! - a project's label schema and the built-in templates ([`schema`]).
+//!
 //! Coordinates are absolute pixels of the original image, `x` along columns, `y` along rows,
 //! top-left and bottom-right corners. Numbers are written back in the shortest form that
 //! reads back to the same value, with a `.0` on whole numbers, as Python and pandas write
@@ -24,6 +26,7 @@ pub mod fusion;
 pub mod ids;
 pub mod kaggle;
 mod labels;
+pub mod schema;
 pub mod split;
 pub mod vindr;
 

@@ -4,7 +4,8 @@
 //! accounts and access (local accounts with argon2id passwords, session cookies with CSRF
 //! protection, a sign-in rate limit, API tokens for scripts, site roles admin / user) and
 //! the error format every endpoint answers with (`{"error": {"code", "message"}}`).
-//! Projects, tasks, blinding, review and DICOMweb come next (issue 5).
+//! Projects with label schemas (built-in templates, edit rules) and members in project roles
+//! (`projects`). Tasks, blinding, review and DICOMweb come next (issue 5).
 //!
 //! Endpoints:
 //! - `GET /api/v1/health`: `{"status": "ok"}`, no authentication.
@@ -16,9 +17,11 @@
 //! - `POST /api/v1/tokens` `{name}`: a new API token for the caller, shown once.
 //! - `GET /api/v1/users`, `POST /api/v1/users` `{username, password, site_role}`: site
 //!   administrators only.
+//! - Projects, schemas, members: see `projects.rs`.
 
 pub mod auth;
 pub mod error;
+mod projects;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +30,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use radlab_store::{Catalog, SiteRole};
 use serde::Deserialize;
@@ -84,6 +87,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/me", get(me))
         .route("/api/v1/tokens", post(create_token))
         .route("/api/v1/users", get(list_users).post(create_user))
+        .route(
+            "/api/v1/projects",
+            get(projects::list).post(projects::create),
+        )
+        .route("/api/v1/projects/{project}", get(projects::get))
+        .route(
+            "/api/v1/projects/{project}/schema",
+            put(projects::put_schema),
+        )
+        .route(
+            "/api/v1/projects/{project}/members",
+            get(projects::members).post(projects::add_member),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -98,7 +114,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
 }
 
 /// A JSON body, or a 400 that says what is wrong with it.
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     payload.map(|Json(v)| v).map_err(|e| {
         ApiError::bad_request(format!(
             "the request body is not the JSON this endpoint takes: {}",

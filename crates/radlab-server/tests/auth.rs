@@ -2,70 +2,11 @@
 //! credentials, sessions with HttpOnly SameSite=Strict cookies, CSRF on cookie writes, API
 //! tokens, admin-only routes, the sign-in rate limit, bad input answered with the JSON error.
 
-use std::net::SocketAddr;
+mod common;
 
-use radlab_server::{AppState, ServerConfig, add_user};
-use radlab_store::Catalog;
-use radlab_testkit::{HttpResponse, http, postgres_database};
-
-/// A server on a free port over `url`, running on its own runtime thread.
-fn start(url: &str, config: ServerConfig) -> (SocketAddr, Catalog) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (addr, catalog) = rt.block_on(async {
-        let catalog = Catalog::open(url).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = AppState::new(catalog.clone(), config);
-        tokio::spawn(radlab_server::serve(listener, state));
-        (addr, catalog)
-    });
-    // The runtime lives as long as the test process.
-    std::mem::forget(rt);
-    (addr, catalog)
-}
-
-fn json(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> HttpResponse {
-    let mut all = vec![("content-type", "application/json")];
-    all.extend_from_slice(headers);
-    http(addr, method, path, &all, body.as_bytes())
-}
-
-fn error_code(r: &HttpResponse) -> String {
-    r.json()["error"]["code"].as_str().unwrap_or("").to_string()
-}
-
-fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
-
-/// Sign in: the cookie pair to send back and the CSRF token.
-fn sign_in(addr: SocketAddr, user: &str, password: &str) -> (String, String) {
-    let r = json(
-        addr,
-        "POST",
-        "/api/v1/auth/login",
-        &[],
-        &format!(r#"{{"username":"{user}","password":"{password}"}}"#),
-    );
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let cookie = r.header("set-cookie").unwrap().to_string();
-    let pair = cookie.split(';').next().unwrap().to_string();
-    (pair, r.json()["csrf_token"].as_str().unwrap().to_string())
-}
+use common::{block_on, error_code, json, sign_in, start};
+use radlab_server::{ServerConfig, add_user};
+use radlab_testkit::{http, postgres_database};
 
 fn the_access_rules_hold(url: &str, backend: &str) {
     let (addr, catalog) = start(url, ServerConfig::default());

@@ -46,10 +46,23 @@ impl Layer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProjectSummary {
     pub project_id: String,
-    pub label_schema: String,
+    /// The template its label schema started from ("custom" when none).
+    pub template: String,
     pub created_at: String,
     pub annotations: i64,
     pub images: i64,
+}
+
+/// The template a stored schema started from: a bare template name (older catalogs), or the
+/// `template` of a schema document; "custom" otherwise.
+fn schema_template(stored: &str) -> String {
+    if radlab_labels::schema::LabelSchema::template(stored.trim()).is_some() {
+        return stored.trim().to_string();
+    }
+    serde_json::from_str::<radlab_labels::schema::LabelSchema>(stored)
+        .ok()
+        .and_then(|s| s.template)
+        .unwrap_or_else(|| "custom".to_string())
 }
 
 /// A project name: letters, digits, `-`, `_` and `.`, 1 to 64 of them.
@@ -145,7 +158,7 @@ impl Catalog {
                 images: images.len() as i64,
                 annotations: current.len() as i64,
                 project_id,
-                label_schema: r.try_get(1)?,
+                template: schema_template(&r.try_get::<String, _>(1)?),
                 created_at: r.try_get(2)?,
             });
         }
@@ -327,5 +340,143 @@ impl Catalog {
             ));
         }
         Ok(out)
+    }
+}
+
+/// A role in a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProjectRole {
+    Owner,
+    Annotator,
+    Reviewer,
+}
+
+impl ProjectRole {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProjectRole::Owner => "owner",
+            ProjectRole::Annotator => "annotator",
+            ProjectRole::Reviewer => "reviewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProjectRole> {
+        Some(match s {
+            "owner" => ProjectRole::Owner,
+            "annotator" => ProjectRole::Annotator,
+            "reviewer" => ProjectRole::Reviewer,
+            _ => return None,
+        })
+    }
+}
+
+/// A member of a project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub user_id: String,
+    pub username: String,
+    pub role: ProjectRole,
+}
+
+impl Catalog {
+    /// A project's label schema as stored (a schema document, or a template name).
+    pub async fn project_schema(&self, project: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT label_schema FROM projects WHERE project_id = $1")
+            .bind(project)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get(0)).transpose().map_err(Into::into)
+    }
+
+    /// Replace a project's label schema.
+    pub async fn set_project_schema(&self, project: &str, schema: &str) -> Result<()> {
+        sqlx::query("UPDATE projects SET label_schema = $2 WHERE project_id = $1")
+            .bind(project)
+            .bind(schema)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// How many rows a project's annotation log holds (0: nobody has labelled yet).
+    pub async fn annotation_log_len(&self, project: &str) -> Result<i64> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) FROM annotation_log WHERE project_id = $1")
+                .bind(project)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?,
+        )
+    }
+
+    /// Give a user a role in a project (idempotent).
+    pub async fn add_member(&self, project: &str, user_id: &str, role: ProjectRole) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO project_members (project_id, user_id, role, added_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(project)
+        .bind(user_id)
+        .bind(role.as_str())
+        .bind(now_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A user's roles in a project.
+    pub async fn member_roles(&self, project: &str, user_id: &str) -> Result<Vec<ProjectRole>> {
+        let rows = sqlx::query(
+            "SELECT role FROM project_members WHERE project_id = $1 AND user_id = $2 ORDER BY role",
+        )
+        .bind(project)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut roles = Vec::new();
+        for r in rows {
+            let role: String = r.try_get(0)?;
+            roles.extend(ProjectRole::parse(&role));
+        }
+        roles.sort();
+        Ok(roles)
+    }
+
+    /// A project's members, by name then role.
+    pub async fn members(&self, project: &str) -> Result<Vec<Member>> {
+        let rows = sqlx::query(
+            "SELECT m.user_id, u.username, m.role FROM project_members m \
+             JOIN users u ON u.user_id = m.user_id WHERE m.project_id = $1 \
+             ORDER BY u.username, m.role",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let role: String = r.try_get(2)?;
+            if let Some(role) = ProjectRole::parse(&role) {
+                out.push(Member {
+                    user_id: r.try_get(0)?,
+                    username: r.try_get(1)?,
+                    role,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ids of the projects a user is a member of.
+    pub async fn projects_of(&self, user_id: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT project_id FROM project_members WHERE user_id = $1 ORDER BY project_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(Into::into))
+            .collect()
     }
 }

@@ -30,4 +30,4 @@ pub use error::{Result, StoreError};
 pub use import::{
     ImportOptions, ImportProgress, ImportSummary, NoProgress, PixelCheck, import_paths,
 };
-pub use labels::{Layer, ProjectSummary};
+pub use labels::{Layer, Member, ProjectRole, ProjectSummary};

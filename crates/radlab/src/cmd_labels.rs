@@ -38,7 +38,7 @@ struct ImportArgs {
     /// Create the project if it does not exist.
     #[arg(long)]
     create: bool,
-    /// The label schema of a project made by --create.
+    /// The label schema template of a project made by --create.
     #[arg(long, default_value = "vindr-cxr")]
     schema: String,
     /// Kaggle train.csv, VinDr-CXR annotations_*.csv, or Kaggle submission files.
@@ -116,7 +116,19 @@ async fn import(catalog: &Catalog, args: &ImportArgs) -> Result<ExitCode> {
     }
     if !catalog.project_exists(&args.project).await? {
         match args.create {
-            true => catalog.create_project(&args.project, &args.schema).await?,
+            true => {
+                let schema = radlab_labels::schema::LabelSchema::template(&args.schema)
+                    .with_context(|| {
+                        format!(
+                            "--schema {:?}: use one of {}",
+                            args.schema,
+                            radlab_labels::schema::TEMPLATES.join(", ")
+                        )
+                    })?;
+                catalog
+                    .create_project(&args.project, &serde_json::to_string(&schema)?)
+                    .await?
+            }
             false => bail!(
                 "no project {}: add --create to make it (radlab labels ls lists them)",
                 args.project
@@ -195,7 +207,7 @@ async fn ls(catalog: &Catalog, args: &LsArgs) -> Result<ExitCode> {
         for p in &projects {
             println!(
                 "{:<24} {:<12} {:>8} annotations {:>7} images  created {}",
-                p.project_id, p.label_schema, p.annotations, p.images, p.created_at
+                p.project_id, p.template, p.annotations, p.images, p.created_at
             );
         }
     }

@@ -215,6 +215,24 @@ fn labels_go_into_a_project_and_back_out() {
         "train.csv",
     ]);
     assert!(out.status.success(), "{}", text(&out));
+    let out = run(&["labels", "ls"]);
+    assert!(
+        text(&out).contains("p1") && text(&out).contains("vindr-cxr"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&[
+        "labels",
+        "import",
+        "--project",
+        "p2",
+        "--create",
+        "--schema",
+        "mystery",
+        "train.csv",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("vindr-cxr"), "{}", text(&out));
     let out = run(&[
         "labels",
         "export",

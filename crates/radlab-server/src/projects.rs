@@ -1,0 +1,259 @@
+//! Projects, their label schemas and members.
+//!
+//! - `POST /api/v1/projects` `{project_id, template}` or `{project_id, schema}`: any signed-in
+//!   user; the creator becomes its owner.
+//! - `GET /api/v1/projects`: the caller's projects (an administrator sees all).
+//! - `GET /api/v1/projects/{id}`: the project, its schema and the caller's roles; members
+//!   and administrators only (403 for anyone else, 404 when there is no such project).
+//! - `PUT /api/v1/projects/{id}/schema` `{schema}`: owners and administrators; once the
+//!   project has annotations, only an extension (labels added, none removed or changed in
+//!   scope, parent or export id).
+//! - `GET /api/v1/projects/{id}/members`, `POST` `{username, role}`: owners and
+//!   administrators add members as owner, annotator or reviewer.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use radlab_labels::schema::{LabelSchema, TEMPLATES};
+use radlab_store::{ProjectRole, SiteRole};
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::{AppState, body};
+
+/// A stored schema: a schema document, or (from `radlab labels import --create`) the name
+/// of a template.
+fn parse_schema(stored: &str) -> Result<LabelSchema, ApiError> {
+    if let Some(t) = LabelSchema::template(stored.trim()) {
+        return Ok(t);
+    }
+    serde_json::from_str(stored).map_err(|e| {
+        tracing::error!("a stored label schema does not parse: {e}");
+        ApiError::internal()
+    })
+}
+
+/// The caller's roles in a project; 404 when it does not exist, 403 when the caller is
+/// neither a member nor an administrator.
+async fn access(
+    state: &AppState,
+    caller: &Caller,
+    project: &str,
+) -> Result<Vec<ProjectRole>, ApiError> {
+    if !state.catalog.project_exists(project).await? {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no project {project}"),
+        ));
+    }
+    let roles = state
+        .catalog
+        .member_roles(project, &caller.user.user_id)
+        .await?;
+    if roles.is_empty() && caller.user.site_role != SiteRole::Admin {
+        return Err(ApiError::forbidden(format!(
+            "you are not a member of project {project}"
+        )));
+    }
+    Ok(roles)
+}
+
+fn require_owner(caller: &Caller, roles: &[ProjectRole], what: &str) -> Result<(), ApiError> {
+    if roles.contains(&ProjectRole::Owner) || caller.user.site_role == SiteRole::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "{what} needs an owner of the project or a site administrator"
+        )))
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewProject {
+    project_id: String,
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    schema: Option<LabelSchema>,
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    payload: Result<Json<NewProject>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let new = body(payload)?;
+    let schema = match (new.template.as_deref(), new.schema) {
+        (Some(t), None) => LabelSchema::template(t).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "template {t:?} is not one of: {}",
+                TEMPLATES.join(", ")
+            ))
+        })?,
+        (None, Some(s)) => s,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give either a template (e.g. \"vindr-cxr\") or a schema",
+            ));
+        }
+    };
+    schema
+        .check()
+        .map_err(|e| ApiError::bad_request(format!("label schema: {e}")))?;
+    let text = serde_json::to_string(&schema).map_err(|_| ApiError::internal())?;
+    state
+        .catalog
+        .create_project(&new.project_id, &text)
+        .await
+        .map_err(|e| match e {
+            radlab_store::StoreError::Config(m) if m.contains("exists") => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", m)
+            }
+            radlab_store::StoreError::Config(m) => ApiError::bad_request(m),
+            other => other.into(),
+        })?;
+    state
+        .catalog
+        .add_member(&new.project_id, &caller.user.user_id, ProjectRole::Owner)
+        .await?;
+    tracing::info!(
+        "project {} created by {}",
+        new.project_id,
+        caller.user.username
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "project_id": new.project_id,
+            "schema": schema,
+            "roles": [ProjectRole::Owner],
+        })),
+    ))
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let all = state.catalog.list_projects().await?;
+    let mine = state.catalog.projects_of(&caller.user.user_id).await?;
+    let visible: Vec<_> = all
+        .into_iter()
+        .filter(|p| caller.user.site_role == SiteRole::Admin || mine.contains(&p.project_id))
+        .map(|p| {
+            serde_json::json!({
+                "project_id": p.project_id,
+                "created_at": p.created_at,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({"projects": visible})))
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let roles = access(&state, &caller, &project).await?;
+    let stored = state
+        .catalog
+        .project_schema(&project)
+        .await?
+        .unwrap_or_default();
+    let schema = parse_schema(&stored)?;
+    Ok(Json(serde_json::json!({
+        "project_id": project,
+        "schema": schema,
+        "roles": roles,
+        "schema_in_use": state.catalog.annotation_log_len(&project).await? > 0,
+    })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SchemaBody {
+    schema: LabelSchema,
+}
+
+pub(crate) async fn put_schema(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    payload: Result<Json<SchemaBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let roles = access(&state, &caller, &project).await?;
+    require_owner(&caller, &roles, "changing the label schema")?;
+    let new = body(payload)?.schema;
+    new.check()
+        .map_err(|e| ApiError::bad_request(format!("label schema: {e}")))?;
+    if state.catalog.annotation_log_len(&project).await? > 0 {
+        let stored = state
+            .catalog
+            .project_schema(&project)
+            .await?
+            .unwrap_or_default();
+        parse_schema(&stored)?.check_extension(&new).map_err(|e| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "schema_in_use",
+                format!("the project has annotations: {e}"),
+            )
+        })?;
+    }
+    let text = serde_json::to_string(&new).map_err(|_| ApiError::internal())?;
+    state.catalog.set_project_schema(&project, &text).await?;
+    Ok(Json(
+        serde_json::json!({"project_id": project, "schema": new}),
+    ))
+}
+
+pub(crate) async fn members(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let roles = access(&state, &caller, &project).await?;
+    require_owner(&caller, &roles, "listing the members")?;
+    Ok(Json(
+        serde_json::json!({"members": state.catalog.members(&project).await?}),
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NewMember {
+    username: String,
+    role: String,
+}
+
+pub(crate) async fn add_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    payload: Result<Json<NewMember>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let roles = access(&state, &caller, &project).await?;
+    require_owner(&caller, &roles, "adding members")?;
+    let new = body(payload)?;
+    let role = ProjectRole::parse(&new.role).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "role {:?}: use owner, annotator or reviewer",
+            new.role
+        ))
+    })?;
+    let (user, _) = state
+        .catalog
+        .user_for_login(&new.username)
+        .await?
+        .ok_or_else(|| ApiError::bad_request(format!("no user {}", new.username)))?;
+    state
+        .catalog
+        .add_member(&project, &user.user_id, role)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"project_id": project, "username": user.username, "role": role})),
+    ))
+}

@@ -100,6 +100,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/projects/{project}/members",
             get(projects::members).post(projects::add_member),
         )
+        .route(
+            "/api/v1/projects/{project}/images",
+            get(projects::list_images).post(projects::add_images),
+        )
+        .route(
+            "/api/v1/projects/{project}/images/split",
+            post(projects::set_split),
+        )
         .fallback(not_found)
         .with_state(state)
 }

@@ -10,13 +10,17 @@
 //!   scope, parent or export id).
 //! - `GET /api/v1/projects/{id}/members`, `POST` `{username, role}`: owners and
 //!   administrators add members as owner, annotator or reviewer.
+//! - `POST /api/v1/projects/{id}/images` `{all | import_id | studies | instances, modality?,
+//!   split}`: owners add catalogued images to a split (train, test, unassigned);
+//!   `GET .../images?split=&offset=&limit=` pages them for members;
+//!   `POST .../images/split` `{image_ids, split}` moves them, all or none.
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use radlab_labels::schema::{LabelSchema, TEMPLATES};
-use radlab_store::{ProjectRole, SiteRole};
+use radlab_store::{ImageSelection, ProjectRole, SiteRole};
 use serde::Deserialize;
 
 use crate::auth::Caller;
@@ -256,4 +260,127 @@ pub(crate) async fn add_member(
         StatusCode::CREATED,
         Json(serde_json::json!({"project_id": project, "username": user.username, "role": role})),
     ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AddImages {
+    #[serde(default)]
+    all: bool,
+    #[serde(default)]
+    import_id: Option<String>,
+    #[serde(default)]
+    studies: Option<Vec<String>>,
+    #[serde(default)]
+    instances: Option<Vec<String>>,
+    #[serde(default)]
+    modality: Option<String>,
+    #[serde(default = "unassigned")]
+    split: String,
+}
+
+fn unassigned() -> String {
+    "unassigned".into()
+}
+
+/// `POST /api/v1/projects/{id}/images`: add catalogued images (all, one import, listed
+/// studies or instances; optionally one modality) to a split. Owners and administrators.
+pub(crate) async fn add_images(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    payload: Result<Json<AddImages>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let roles = access(&state, &caller, &project).await?;
+    require_owner(&caller, &roles, "adding images")?;
+    let a = body(payload)?;
+    let selection = match (a.all, a.import_id, a.studies, a.instances) {
+        (true, None, None, None) => ImageSelection::All,
+        (false, Some(id), None, None) => ImageSelection::Import(id),
+        (false, None, Some(s), None) => ImageSelection::Studies(s),
+        (false, None, None, Some(i)) => ImageSelection::Instances(i),
+        _ => {
+            return Err(ApiError::bad_request(
+                "select the images with exactly one of: all (true), import_id, studies, instances",
+            ));
+        }
+    };
+    let added = state
+        .catalog
+        .add_project_images(&project, &selection, a.modality.as_deref(), &a.split)
+        .await
+        .map_err(|e| match e {
+            radlab_store::StoreError::Config(m) => ApiError::bad_request(m),
+            other => other.into(),
+        })?;
+    Ok(Json(serde_json::json!({
+        "project_id": project,
+        "split": a.split,
+        "added": added.added,
+        "already_in_project": added.already,
+    })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ImagePage {
+    #[serde(default)]
+    split: Option<String>,
+    #[serde(default)]
+    offset: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/projects/{id}/images?split=&offset=&limit=`: members; pages of at most
+/// 1,000 images by image id.
+pub(crate) async fn list_images(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    Query(page): Query<ImagePage>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    access(&state, &caller, &project).await?;
+    let offset = page.offset.unwrap_or(0).max(0);
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let (images, total) = state
+        .catalog
+        .project_images(&project, page.split.as_deref(), offset, limit)
+        .await
+        .map_err(|e| match e {
+            radlab_store::StoreError::Config(m) => ApiError::bad_request(m),
+            other => other.into(),
+        })?;
+    Ok(Json(serde_json::json!({
+        "images": images,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+    })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct MoveImages {
+    image_ids: Vec<String>,
+    split: String,
+}
+
+/// `POST /api/v1/projects/{id}/images/split` `{image_ids, split}`: owners and
+/// administrators move images between splits, all or none.
+pub(crate) async fn set_split(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    payload: Result<Json<MoveImages>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let roles = access(&state, &caller, &project).await?;
+    require_owner(&caller, &roles, "changing splits")?;
+    let m = body(payload)?;
+    let moved = state
+        .catalog
+        .set_split(&project, &m.image_ids, &m.split)
+        .await
+        .map_err(|e| match e {
+            radlab_store::StoreError::Config(msg) => ApiError::bad_request(msg),
+            other => other.into(),
+        })?;
+    Ok(Json(serde_json::json!({"moved": moved, "split": m.split})))
 }

@@ -19,6 +19,7 @@ mod catalog;
 mod error;
 pub mod import;
 mod labels;
+mod project_images;
 
 pub use accounts::{SiteRole, User, check_username};
 pub use blobs::BlobStore;
@@ -31,3 +32,4 @@ pub use import::{
     ImportOptions, ImportProgress, ImportSummary, NoProgress, PixelCheck, import_paths,
 };
 pub use labels::{Layer, Member, ProjectRole, ProjectSummary};
+pub use project_images::{Added, ImageSelection, ProjectImage, SPLITS};

@@ -5,7 +5,8 @@
 //! protection, a sign-in rate limit, API tokens for scripts, site roles admin / user) and
 //! the error format every endpoint answers with (`{"error": {"code", "message"}}`).
 //! Projects with label schemas (built-in templates, edit rules) and members in project roles
-//! (`projects`). Tasks, blinding, review and DICOMweb come next (issue 5).
+//! (`projects`), workflows per split, assignment of blinded readers and task states
+//! (`tasks`). Annotations, blinding of reads, review layers and DICOMweb come next (issue 5).
 //!
 //! Endpoints:
 //! - `GET /api/v1/health`: `{"status": "ok"}`, no authentication.
@@ -17,11 +18,13 @@
 //! - `POST /api/v1/tokens` `{name}`: a new API token for the caller, shown once.
 //! - `GET /api/v1/users`, `POST /api/v1/users` `{username, password, site_role}`: site
 //!   administrators only.
-//! - Projects, schemas, members: see `projects.rs`.
+//! - Projects, schemas, members, images: see `projects.rs`; workflows, assignment and
+//!   tasks: see `tasks.rs`.
 
 pub mod auth;
 pub mod error;
 mod projects;
+mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -108,6 +111,27 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/projects/{project}/images/split",
             post(projects::set_split),
         )
+        .route(
+            "/api/v1/projects/{project}/workflows",
+            get(tasks::workflows),
+        )
+        .route(
+            "/api/v1/projects/{project}/workflows/{split}",
+            put(tasks::set_workflow),
+        )
+        .route("/api/v1/projects/{project}/assign", post(tasks::assign))
+        .route(
+            "/api/v1/projects/{project}/tasks",
+            get(tasks::project_tasks),
+        )
+        .route("/api/v1/tasks", get(tasks::my_tasks))
+        .route(
+            "/api/v1/tasks/{task}",
+            axum::routing::delete(tasks::unassign),
+        )
+        .route("/api/v1/tasks/{task}/start", post(tasks::start))
+        .route("/api/v1/tasks/{task}/submit", post(tasks::submit))
+        .route("/api/v1/tasks/{task}/reassign", post(tasks::reassign))
         .fallback(not_found)
         .with_state(state)
 }

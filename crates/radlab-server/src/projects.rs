@@ -41,7 +41,7 @@ fn parse_schema(stored: &str) -> Result<LabelSchema, ApiError> {
 
 /// The caller's roles in a project; 404 when it does not exist, 403 when the caller is
 /// neither a member nor an administrator.
-async fn access(
+pub(crate) async fn access(
     state: &AppState,
     caller: &Caller,
     project: &str,
@@ -65,7 +65,11 @@ async fn access(
     Ok(roles)
 }
 
-fn require_owner(caller: &Caller, roles: &[ProjectRole], what: &str) -> Result<(), ApiError> {
+pub(crate) fn require_owner(
+    caller: &Caller,
+    roles: &[ProjectRole],
+    what: &str,
+) -> Result<(), ApiError> {
     if roles.contains(&ProjectRole::Owner) || caller.user.site_role == SiteRole::Admin {
         Ok(())
     } else {

@@ -20,6 +20,7 @@ mod error;
 pub mod import;
 mod labels;
 mod project_images;
+mod tasks;
 
 pub use accounts::{SiteRole, User, check_username};
 pub use blobs::BlobStore;
@@ -33,3 +34,4 @@ pub use import::{
 };
 pub use labels::{Layer, Member, ProjectRole, ProjectSummary};
 pub use project_images::{Added, ImageSelection, ProjectImage, SPLITS};
+pub use tasks::{Assignment, Task, Workflow};

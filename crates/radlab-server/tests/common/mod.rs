@@ -7,6 +7,13 @@ use radlab_server::{AppState, ServerConfig};
 use radlab_store::Catalog;
 use radlab_testkit::{HttpResponse, http};
 
+thread_local! {
+    /// The runtime of the server this test thread started: the catalog's connections belong
+    /// to it (a PostgreSQL connection opened on another runtime dies with that runtime).
+    static SERVER_RUNTIME: std::cell::RefCell<Option<tokio::runtime::Handle>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// A server on a free port over `url`, running on its own runtime thread.
 pub fn start(url: &str, config: ServerConfig) -> (SocketAddr, Catalog) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -22,6 +29,7 @@ pub fn start(url: &str, config: ServerConfig) -> (SocketAddr, Catalog) {
         tokio::spawn(radlab_server::serve(listener, state));
         (addr, catalog)
     });
+    SERVER_RUNTIME.with(|h| *h.borrow_mut() = Some(rt.handle().clone()));
     // The runtime lives as long as the test process.
     std::mem::forget(rt);
     (addr, catalog)
@@ -44,11 +52,14 @@ pub fn error_code(r: &HttpResponse) -> String {
 }
 
 pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
+    match SERVER_RUNTIME.with(|h| h.borrow().clone()) {
+        Some(handle) => handle.block_on(f),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f),
+    }
 }
 
 /// Sign in: the cookie pair to send back and the CSRF token.

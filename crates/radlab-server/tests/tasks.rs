@@ -1,0 +1,464 @@
+//! The VinDr-CXR reading flow over HTTP, on SQLite and PostgreSQL: 3 blinded readers per
+//! training image, 3 readers then 2 reviewers per test image; load balanced, nobody on the
+//! same image twice, assignment re-runnable; task states and their conflicts; review tasks
+//! opened by the last reader's submit; re-assign and un-assign.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::{block_on, error_code, json, sign_in, sqlite_url, start};
+use radlab_server::{ServerConfig, add_user};
+use radlab_store::{BlobStore, ImportOptions, NoProgress, import_paths};
+use radlab_testkit::{corpus, postgres_database};
+
+struct User {
+    cookie: String,
+    csrf: String,
+}
+
+impl User {
+    fn h(&self) -> [(&str, &str); 2] {
+        [
+            ("cookie", self.cookie.as_str()),
+            ("x-csrf-token", self.csrf.as_str()),
+        ]
+    }
+}
+
+fn login(addr: SocketAddr, name: &str) -> User {
+    let (cookie, csrf) = sign_in(addr, name, &format!("{name} password 1"));
+    User { cookie, csrf }
+}
+
+fn my_tasks(addr: SocketAddr, u: &User, query: &str) -> Vec<serde_json::Value> {
+    let r = json(addr, "GET", &format!("/api/v1/tasks{query}"), &u.h(), "");
+    assert_eq!(r.status, 200);
+    r.json()["tasks"].as_array().unwrap().clone()
+}
+
+fn post(addr: SocketAddr, u: &User, path: &str, body: &str) -> radlab_testkit::HttpResponse {
+    json(addr, "POST", path, &u.h(), body)
+}
+
+fn flow(url: &str, backend: &str, corpus: &radlab_testkit::Corpus) {
+    let (addr, catalog) = start(url, ServerConfig::default());
+    let blobs_dir = tempfile::tempdir().unwrap();
+    let names = ["owner", "r1", "r2", "r3", "r4", "rev1", "rev2"];
+    let uids: Vec<String> = block_on(async {
+        for n in names {
+            add_user(&catalog, n, &format!("{n} password 1"), "user")
+                .await
+                .unwrap();
+        }
+        let blobs = BlobStore::local(blobs_dir.path().join("blobs")).unwrap();
+        import_paths(
+            &catalog,
+            &blobs,
+            &[corpus.path("dicom/cxr")],
+            &ImportOptions::default(),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap();
+        let mut u: Vec<String> = catalog
+            .list_instances(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.sop_instance_uid)
+            .collect();
+        u.sort();
+        u
+    });
+    let owner = login(addr, "owner");
+    assert_eq!(
+        post(
+            addr,
+            &owner,
+            "/api/v1/projects",
+            r#"{"project_id":"cxr","template":"vindr-cxr"}"#
+        )
+        .status,
+        201
+    );
+    for (n, role) in [
+        ("r1", "annotator"),
+        ("r2", "annotator"),
+        ("r3", "annotator"),
+        ("r4", "annotator"),
+        ("rev1", "reviewer"),
+        ("rev2", "reviewer"),
+    ] {
+        let r = post(
+            addr,
+            &owner,
+            "/api/v1/projects/cxr/members",
+            &format!(r#"{{"username":"{n}","role":"{role}"}}"#),
+        );
+        assert_eq!(r.status, 201);
+    }
+    let body = serde_json::json!({"instances": &uids[..3], "split": "train"}).to_string();
+    assert_eq!(
+        post(addr, &owner, "/api/v1/projects/cxr/images", &body).status,
+        200
+    );
+    let body = serde_json::json!({"instances": &uids[3..], "split": "test"}).to_string();
+    assert_eq!(
+        post(addr, &owner, "/api/v1/projects/cxr/images", &body).status,
+        200
+    );
+
+    // Workflows: bad ones refused; 3 independent readers for train, 3 + 2 for test.
+    for (split, body, says) in [
+        (
+            "train",
+            r#"{"kind":"consensus","readers":3,"reviewers":0}"#,
+            "reviewers",
+        ),
+        (
+            "train",
+            r#"{"kind":"vote","readers":3}"#,
+            "independent, consensus or single",
+        ),
+        ("dev", r#"{"kind":"single"}"#, "train, test or unassigned"),
+    ] {
+        let r = json(
+            addr,
+            "PUT",
+            &format!("/api/v1/projects/cxr/workflows/{split}"),
+            &owner.h(),
+            body,
+        );
+        assert_eq!(r.status, 400, "{backend} {body}");
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(says)
+        );
+    }
+    let r = post(
+        addr,
+        &owner,
+        "/api/v1/projects/cxr/assign",
+        r#"{"split":"train"}"#,
+    );
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no workflow"),
+        "{backend}"
+    );
+    for (split, body) in [
+        ("train", r#"{"kind":"independent","readers":3}"#),
+        ("test", r#"{"kind":"consensus","readers":3,"reviewers":2}"#),
+    ] {
+        let r = json(
+            addr,
+            "PUT",
+            &format!("/api/v1/projects/cxr/workflows/{split}"),
+            &owner.h(),
+            body,
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+
+    // Assignment: 3 distinct readers per image, loads within one of each other; again: nothing.
+    let r = post(
+        addr,
+        &owner,
+        "/api/v1/projects/cxr/assign",
+        r#"{"split":"train"}"#,
+    );
+    assert_eq!(
+        (r.status, r.json()["tasks_created"].as_u64()),
+        (200, Some(9)),
+        "{backend}"
+    );
+    let loads: Vec<u64> = r.json()["load"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert_eq!(loads.iter().sum::<u64>(), 9);
+    assert!(
+        loads.iter().max().unwrap() - loads.iter().min().unwrap() <= 1,
+        "{loads:?}"
+    );
+    let r = post(
+        addr,
+        &owner,
+        "/api/v1/projects/cxr/assign",
+        r#"{"split":"train"}"#,
+    );
+    assert_eq!(r.json()["tasks_created"], 0);
+    let r = post(
+        addr,
+        &owner,
+        "/api/v1/projects/cxr/assign",
+        r#"{"split":"test"}"#,
+    );
+    assert_eq!(r.json()["tasks_created"], 6);
+    let r = json(addr, "GET", "/api/v1/projects/cxr/tasks", &owner.h(), "");
+    let all = r.json()["tasks"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 15);
+    let mut per_image: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for t in &all {
+        assert!(
+            per_image
+                .entry(t["image_id"].as_str().unwrap().into())
+                .or_default()
+                .insert(t["username"].as_str().unwrap().into()),
+            "a reader twice on one image"
+        );
+        assert!(
+            t["username"].as_str().unwrap().starts_with('r')
+                && !t["username"].as_str().unwrap().starts_with("rev")
+        );
+    }
+    assert!(per_image.values().all(|r| r.len() == 3));
+
+    // Readers see only their own tasks; the project's task list is the owner's.
+    let readers: BTreeMap<&str, User> = ["r1", "r2", "r3", "r4"]
+        .iter()
+        .map(|n| (*n, login(addr, n)))
+        .collect();
+    let mut seen = 0;
+    for (n, u) in &readers {
+        let mine = my_tasks(addr, u, "?project=cxr");
+        assert!(mine.iter().all(|t| t["username"] == *n));
+        seen += mine.len();
+        let r = json(addr, "GET", "/api/v1/projects/cxr/tasks", &u.h(), "");
+        assert_eq!(r.status, 403);
+    }
+    assert_eq!(seen, 15);
+
+    // States: submit before start is a conflict; someone else's task is not found.
+    let r1 = &readers["r1"];
+    let t = my_tasks(addr, r1, "?state=NEW")[0]["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = post(addr, r1, &format!("/api/v1/tasks/{t}/submit"), "");
+    assert_eq!(
+        (r.status, error_code(&r).as_str()),
+        (409, "conflict"),
+        "{backend}"
+    );
+    let r = post(
+        addr,
+        &readers["r2"],
+        &format!("/api/v1/tasks/{t}/start"),
+        "",
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        post(addr, r1, &format!("/api/v1/tasks/{t}/start"), "").status,
+        200
+    );
+    let r = post(addr, r1, &format!("/api/v1/tasks/{t}/start"), "");
+    assert_eq!(r.status, 409);
+    // Owners cannot un-assign a started task; they can re-assign it, to someone free.
+    let r = json(
+        addr,
+        "DELETE",
+        &format!("/api/v1/tasks/{t}"),
+        &owner.h(),
+        "",
+    );
+    assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
+
+    // Every reader submits everything: train images finish; test images open review tasks.
+    for u in readers.values() {
+        for task in my_tasks(addr, u, "") {
+            let id = task["task_id"].as_str().unwrap();
+            if task["state"] == "NEW" {
+                assert_eq!(
+                    post(addr, u, &format!("/api/v1/tasks/{id}/start"), "").status,
+                    200
+                );
+            }
+            let r = post(addr, u, &format!("/api/v1/tasks/{id}/submit"), "");
+            assert_eq!(
+                r.status,
+                200,
+                "{backend}: {}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+    }
+    let states = |split: &str| -> Vec<String> {
+        let r = json(
+            addr,
+            "GET",
+            &format!("/api/v1/projects/cxr/images?split={split}"),
+            &owner.h(),
+            "",
+        );
+        r.json()["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["state"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(states("train"), ["done", "done", "done"]);
+    assert_eq!(states("test"), ["in_review", "in_review"]);
+    for n in ["rev1", "rev2"] {
+        let u = login(addr, n);
+        let mine = my_tasks(addr, &u, "");
+        assert_eq!(mine.len(), 2, "{backend} {n}");
+        for task in mine {
+            assert_eq!(task["kind"], "review");
+            let id = task["task_id"].as_str().unwrap();
+            assert_eq!(
+                post(addr, &u, &format!("/api/v1/tasks/{id}/start"), "").status,
+                200
+            );
+            assert_eq!(
+                post(addr, &u, &format!("/api/v1/tasks/{id}/submit"), "").status,
+                200
+            );
+        }
+    }
+    assert_eq!(states("test"), ["done", "done"]);
+
+    // New images get readers on the next run; re-assign and un-assign work on NEW tasks.
+    let body = serde_json::json!({"instances": [], "split": "train"}).to_string();
+    assert_eq!(
+        post(addr, &owner, "/api/v1/projects/cxr/images", &body).status,
+        200
+    );
+    let r = post(addr, &owner, "/api/v1/projects/cxr/images/split", &serde_json::json!({"image_ids": [radlab_labels::export::vindr_image_id(&uids[4])], "split": "unassigned"}).to_string());
+    assert_eq!(r.status, 200);
+    let r = json(
+        addr,
+        "PUT",
+        "/api/v1/projects/cxr/workflows/unassigned",
+        &owner.h(),
+        r#"{"kind":"single"}"#,
+    );
+    assert_eq!(r.status, 200);
+    let r = post(
+        addr,
+        &owner,
+        "/api/v1/projects/cxr/assign",
+        r#"{"split":"unassigned"}"#,
+    );
+    // That image already has 3 reading tasks (submitted): nothing to add.
+    assert_eq!(r.json()["tasks_created"], 0);
+    let r = json(
+        addr,
+        "PUT",
+        "/api/v1/projects/cxr/workflows/train",
+        &owner.h(),
+        r#"{"kind":"independent","readers":4}"#,
+    );
+    assert_eq!(r.status, 200);
+    let r = post(
+        addr,
+        &owner,
+        "/api/v1/projects/cxr/assign",
+        r#"{"split":"train"}"#,
+    );
+    assert_eq!(r.json()["tasks_created"], 3, "{backend}");
+    let r = json(addr, "GET", "/api/v1/projects/cxr/tasks", &owner.h(), "");
+    let fresh: Vec<serde_json::Value> = r.json()["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["state"] == "NEW")
+        .cloned()
+        .collect();
+    assert_eq!(fresh.len(), 3);
+    let id = fresh[0]["task_id"].as_str().unwrap();
+    let holder = fresh[0]["username"].as_str().unwrap();
+    // Every annotator now reads that image: re-assigning to any of them is refused.
+    let other = ["r1", "r2", "r3", "r4"]
+        .into_iter()
+        .find(|n| *n != holder)
+        .unwrap();
+    let r = post(
+        addr,
+        &owner,
+        &format!("/api/v1/tasks/{id}/reassign"),
+        &format!(r#"{{"username":"{other}"}}"#),
+    );
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let r = post(
+        addr,
+        &owner,
+        &format!("/api/v1/tasks/{id}/reassign"),
+        r#"{"username":"rev1"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("annotators")
+    );
+    let r = json(
+        addr,
+        "DELETE",
+        &format!("/api/v1/tasks/{id}"),
+        &owner.h(),
+        "",
+    );
+    assert_eq!(r.status, 204);
+    let r = json(
+        addr,
+        "DELETE",
+        &format!("/api/v1/tasks/{id}"),
+        &readers["r1"].h(),
+        "",
+    );
+    assert_eq!(r.status, 404);
+    // Five readers per image cannot come from four annotators.
+    let r = json(
+        addr,
+        "PUT",
+        "/api/v1/projects/cxr/workflows/train",
+        &owner.h(),
+        r#"{"kind":"independent","readers":5}"#,
+    );
+    assert_eq!(r.status, 200);
+    let r = post(
+        addr,
+        &owner,
+        "/api/v1/projects/cxr/assign",
+        r#"{"split":"train"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("annotators")
+    );
+}
+
+#[test]
+fn vindr_flow_on_sqlite() {
+    let Some(corpus) = corpus("server_tasks_sqlite") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    flow(&sqlite_url(&dir), "sqlite", &corpus);
+}
+
+#[test]
+fn vindr_flow_on_postgres() {
+    let Some(corpus) = corpus("server_tasks_postgres") else {
+        return;
+    };
+    let Some(db) = postgres_database("server_tasks") else {
+        return;
+    };
+    flow(&db.url, "postgres", &corpus);
+}

@@ -19,8 +19,10 @@
 //! - `GET /api/v1/users`, `POST /api/v1/users` `{username, password, site_role}`: site
 //!   administrators only.
 //! - Projects, schemas, members, images: see `projects.rs`; workflows, assignment and
-//!   tasks: see `tasks.rs`.
+//!   tasks: see `tasks.rs`; annotations through tasks and the blinding rules: see
+//!   `annotations.rs`.
 
+mod annotations;
 pub mod auth;
 pub mod error;
 mod projects;
@@ -132,7 +134,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{task}/start", post(tasks::start))
         .route("/api/v1/tasks/{task}/submit", post(tasks::submit))
         .route("/api/v1/tasks/{task}/reassign", post(tasks::reassign))
+        .route(
+            "/api/v1/tasks/{task}/annotations",
+            get(annotations::get_task_annotations).put(annotations::put_task_annotations),
+        )
+        .route(
+            "/api/v1/projects/{project}/annotations",
+            get(annotations::project_annotations),
+        )
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -160,6 +171,14 @@ async fn not_found() -> ApiError {
         StatusCode::NOT_FOUND,
         "not_found",
         "no such endpoint; the API lives under /api/v1",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /api/v1 in docs/server.md",
     )
 }
 

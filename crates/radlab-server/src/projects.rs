@@ -29,7 +29,7 @@ use crate::{AppState, body};
 
 /// A stored schema: a schema document, or (from `radlab labels import --create`) the name
 /// of a template.
-fn parse_schema(stored: &str) -> Result<LabelSchema, ApiError> {
+pub(crate) fn parse_schema(stored: &str) -> Result<LabelSchema, ApiError> {
     if let Some(t) = LabelSchema::template(stored.trim()) {
         return Ok(t);
     }
@@ -37,6 +37,19 @@ fn parse_schema(stored: &str) -> Result<LabelSchema, ApiError> {
         tracing::error!("a stored label schema does not parse: {e}");
         ApiError::internal()
     })
+}
+
+/// A project's label schema.
+pub(crate) async fn project_schema(
+    state: &AppState,
+    project: &str,
+) -> Result<LabelSchema, ApiError> {
+    let stored = state
+        .catalog
+        .project_schema(project)
+        .await?
+        .unwrap_or_default();
+    parse_schema(&stored)
 }
 
 /// The caller's roles in a project; 404 when it does not exist, 403 when the caller is

@@ -7,31 +7,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use common::{block_on, error_code, json, sign_in, sqlite_url, start};
-use radlab_server::{ServerConfig, add_user};
-use radlab_store::{BlobStore, ImportOptions, NoProgress, import_paths};
+use common::{User, error_code, json, login, post, sqlite_url, vindr_project};
 use radlab_testkit::{corpus, postgres_database};
-
-struct User {
-    cookie: String,
-    csrf: String,
-}
-
-impl User {
-    fn h(&self) -> [(&str, &str); 2] {
-        [
-            ("cookie", self.cookie.as_str()),
-            ("x-csrf-token", self.csrf.as_str()),
-        ]
-    }
-}
-
-fn login(addr: SocketAddr, name: &str) -> User {
-    let (cookie, csrf) = sign_in(addr, name, &format!("{name} password 1"));
-    User { cookie, csrf }
-}
 
 fn my_tasks(addr: SocketAddr, u: &User, query: &str) -> Vec<serde_json::Value> {
     let r = json(addr, "GET", &format!("/api/v1/tasks{query}"), &u.h(), "");
@@ -39,77 +17,10 @@ fn my_tasks(addr: SocketAddr, u: &User, query: &str) -> Vec<serde_json::Value> {
     r.json()["tasks"].as_array().unwrap().clone()
 }
 
-fn post(addr: SocketAddr, u: &User, path: &str, body: &str) -> radlab_testkit::HttpResponse {
-    json(addr, "POST", path, &u.h(), body)
-}
-
 fn flow(url: &str, backend: &str, corpus: &radlab_testkit::Corpus) {
-    let (addr, catalog) = start(url, ServerConfig::default());
-    let blobs_dir = tempfile::tempdir().unwrap();
-    let names = ["owner", "r1", "r2", "r3", "r4", "rev1", "rev2"];
-    let uids: Vec<String> = block_on(async {
-        for n in names {
-            add_user(&catalog, n, &format!("{n} password 1"), "user")
-                .await
-                .unwrap();
-        }
-        let blobs = BlobStore::local(blobs_dir.path().join("blobs")).unwrap();
-        import_paths(
-            &catalog,
-            &blobs,
-            &[corpus.path("dicom/cxr")],
-            &ImportOptions::default(),
-            Arc::new(NoProgress),
-        )
-        .await
-        .unwrap();
-        let mut u: Vec<String> = catalog
-            .list_instances(None)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.sop_instance_uid)
-            .collect();
-        u.sort();
-        u
-    });
+    let blobs = tempfile::tempdir().unwrap();
+    let (addr, _catalog, uids) = vindr_project(url, corpus, blobs.path());
     let owner = login(addr, "owner");
-    assert_eq!(
-        post(
-            addr,
-            &owner,
-            "/api/v1/projects",
-            r#"{"project_id":"cxr","template":"vindr-cxr"}"#
-        )
-        .status,
-        201
-    );
-    for (n, role) in [
-        ("r1", "annotator"),
-        ("r2", "annotator"),
-        ("r3", "annotator"),
-        ("r4", "annotator"),
-        ("rev1", "reviewer"),
-        ("rev2", "reviewer"),
-    ] {
-        let r = post(
-            addr,
-            &owner,
-            "/api/v1/projects/cxr/members",
-            &format!(r#"{{"username":"{n}","role":"{role}"}}"#),
-        );
-        assert_eq!(r.status, 201);
-    }
-    let body = serde_json::json!({"instances": &uids[..3], "split": "train"}).to_string();
-    assert_eq!(
-        post(addr, &owner, "/api/v1/projects/cxr/images", &body).status,
-        200
-    );
-    let body = serde_json::json!({"instances": &uids[3..], "split": "test"}).to_string();
-    assert_eq!(
-        post(addr, &owner, "/api/v1/projects/cxr/images", &body).status,
-        200
-    );
 
     // Workflows: bad ones refused; 3 independent readers for train, 3 + 2 for test.
     for (split, body, says) in [

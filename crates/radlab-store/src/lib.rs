@@ -20,6 +20,7 @@ mod error;
 pub mod import;
 mod labels;
 mod project_images;
+mod task_layers;
 mod tasks;
 
 pub use accounts::{SiteRole, User, check_username};
@@ -34,4 +35,5 @@ pub use import::{
 };
 pub use labels::{Layer, Member, ProjectRole, ProjectSummary};
 pub use project_images::{Added, ImageSelection, ProjectImage, SPLITS};
+pub use task_layers::{LayerAnnotation, LayerKey, LayerState, LayerWriteError};
 pub use tasks::{Assignment, Task, Workflow};

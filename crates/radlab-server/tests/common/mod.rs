@@ -81,3 +81,97 @@ pub fn sign_in(addr: SocketAddr, user: &str, password: &str) -> (String, String)
 pub fn sqlite_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}", dir.path().join("catalog.db").display())
 }
+
+/// A signed-in user: the cookie pair and the CSRF token, as headers.
+pub struct User {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl User {
+    pub fn h(&self) -> [(&str, &str); 2] {
+        [
+            ("cookie", self.cookie.as_str()),
+            ("x-csrf-token", self.csrf.as_str()),
+        ]
+    }
+}
+
+/// Sign in a user whose password is "NAME password 1".
+pub fn login(addr: SocketAddr, name: &str) -> User {
+    let (cookie, csrf) = sign_in(addr, name, &format!("{name} password 1"));
+    User { cookie, csrf }
+}
+
+pub fn post(addr: SocketAddr, u: &User, path: &str, body: &str) -> HttpResponse {
+    json(addr, "POST", path, &u.h(), body)
+}
+
+/// A running server with the VinDr-CXR project "cxr": users owner, r1..r4 (annotators),
+/// rev1, rev2 (reviewers), passwords "NAME password 1"; the corpus's five radiographs
+/// imported, the first three in train, the others in test; returns the SOP Instance UIDs in
+/// order.
+pub fn vindr_project(
+    url: &str,
+    corpus: &radlab_testkit::Corpus,
+    blobs: &std::path::Path,
+) -> (SocketAddr, Catalog, Vec<String>) {
+    let (addr, catalog) = start(url, ServerConfig::default());
+    let names = ["owner", "r1", "r2", "r3", "r4", "rev1", "rev2"];
+    let uids: Vec<String> = block_on(async {
+        for n in names {
+            radlab_server::add_user(&catalog, n, &format!("{n} password 1"), "user")
+                .await
+                .unwrap();
+        }
+        let store = radlab_store::BlobStore::local(blobs.join("blobs")).unwrap();
+        radlab_store::import_paths(
+            &catalog,
+            &store,
+            &[corpus.path("dicom/cxr")],
+            &radlab_store::ImportOptions::default(),
+            std::sync::Arc::new(radlab_store::NoProgress),
+        )
+        .await
+        .unwrap();
+        let mut u: Vec<String> = catalog
+            .list_instances(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.sop_instance_uid)
+            .collect();
+        u.sort();
+        u
+    });
+    let owner = login(addr, "owner");
+    let r = post(
+        addr,
+        &owner,
+        "/api/v1/projects",
+        r#"{"project_id":"cxr","template":"vindr-cxr"}"#,
+    );
+    assert_eq!(r.status, 201);
+    for (n, role) in [
+        ("r1", "annotator"),
+        ("r2", "annotator"),
+        ("r3", "annotator"),
+        ("r4", "annotator"),
+        ("rev1", "reviewer"),
+        ("rev2", "reviewer"),
+    ] {
+        let body = format!(r#"{{"username":"{n}","role":"{role}"}}"#);
+        assert_eq!(
+            post(addr, &owner, "/api/v1/projects/cxr/members", &body).status,
+            201
+        );
+    }
+    for (range, split) in [(0..3, "train"), (3..uids.len(), "test")] {
+        let body = serde_json::json!({"instances": &uids[range], "split": split}).to_string();
+        assert_eq!(
+            post(addr, &owner, "/api/v1/projects/cxr/images", &body).status,
+            200
+        );
+    }
+    (addr, catalog, uids)
+}

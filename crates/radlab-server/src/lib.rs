@@ -134,6 +134,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{task}/start", post(tasks::start))
         .route("/api/v1/tasks/{task}/submit", post(tasks::submit))
         .route("/api/v1/tasks/{task}/reassign", post(tasks::reassign))
+        .route("/api/v1/tasks/{task}/reopen", post(tasks::reopen))
+        .route("/api/v1/projects/{project}/progress", get(tasks::progress))
         .route(
             "/api/v1/tasks/{task}/annotations",
             get(annotations::get_task_annotations).put(annotations::put_task_annotations),

@@ -268,3 +268,123 @@ pub(crate) async fn reassign(
         .map_err(client_error)?;
     Ok(Json(serde_json::json!({"task": t})))
 }
+
+/// `POST /api/v1/tasks/{task}/reopen`: an owner makes a submitted task editable again
+/// (SUBMITTED → IN_PROGRESS; the image goes back to reading or review).
+pub(crate) async fn reopen(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(task_id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    owned_task(&state, &caller, &task_id).await?;
+    let t = state
+        .catalog
+        .advance_task(&task_id, "SUBMITTED", "IN_PROGRESS")
+        .await
+        .map_err(|e| match e {
+            radlab_store::StoreError::Config(m) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", m)
+            }
+            other => other.into(),
+        })?;
+    tracing::info!("task reopened by {}", caller.user.username);
+    Ok(Json(serde_json::json!({"task": t})))
+}
+
+/// `GET /api/v1/projects/{id}/progress`: owners see images by split and state, each
+/// reader's tasks by state and median time per image, and the agreement of the readers on
+/// the images every reader has submitted (per label: pair kappas' mean, Fleiss' kappa,
+/// Krippendorff's alpha; per box label: F1 between readers at IoU 0.4).
+pub(crate) async fn progress(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let roles = access(&state, &caller, &project).await?;
+    require_owner(&caller, &roles, "reading the project's progress")?;
+    let images: Vec<serde_json::Value> = state
+        .catalog
+        .image_states(&project)
+        .await?
+        .into_iter()
+        .map(|(split, st, n)| serde_json::json!({"split": split, "state": st, "images": n}))
+        .collect();
+    let readers = state.catalog.reader_progress(&project).await?;
+    // Agreement over the images whose readers have all submitted.
+    let (all, _) = state
+        .catalog
+        .project_images(&project, None, 0, i64::MAX)
+        .await?;
+    let read: std::collections::HashSet<String> = all
+        .into_iter()
+        .filter(|i| i.state == "in_review" || i.state == "done")
+        .map(|i| i.image_id)
+        .collect();
+    let rows: Vec<radlab_labels::Annotation> = state
+        .catalog
+        .annotations(&project, &[radlab_store::Layer::Reader])
+        .await?
+        .into_iter()
+        .map(|(_, a)| a)
+        .filter(|a| read.contains(&a.image_id))
+        .collect();
+    let schema = crate::projects::project_schema(&state, &project).await?;
+    let names: Vec<&str> = schema.labels.iter().map(|l| l.name.as_str()).collect();
+    let boxes: Vec<&str> = schema
+        .labels
+        .iter()
+        .filter(|l| l.scope == radlab_labels::schema::LabelScope::Local)
+        .map(|l| l.name.as_str())
+        .collect();
+    // A reader who submitted an empty layer rated every label absent on that image: a row
+    // without a label stands for them, so they count as a rater and as a reader with no box.
+    let mut rows = rows;
+    let mut has_rows: std::collections::HashSet<(String, String)> = rows
+        .iter()
+        .map(|a| (a.image_id.clone(), a.reader.clone().unwrap_or_default()))
+        .collect();
+    for t in state.catalog.project_tasks(&project, None).await? {
+        if t.kind == "reading"
+            && t.state == "SUBMITTED"
+            && read.contains(&t.image_id)
+            && has_rows.insert((t.image_id.clone(), t.username.clone()))
+        {
+            rows.push(radlab_labels::Annotation {
+                image_id: t.image_id,
+                reader: Some(t.username),
+                label: String::new(),
+                bbox: None,
+                score: None,
+            });
+        }
+    }
+    let marks = radlab_metrics::readers::marks_of_annotations(&rows);
+    let labels: Vec<serde_json::Value> =
+        radlab_metrics::readers::image_label_agreement(&marks, &names)
+            .into_iter()
+            .filter(|l| l.marks > 0)
+            .map(|l| {
+                serde_json::json!({
+                    "label": l.label,
+                    "marks": l.marks,
+                    "cohen_weighted_mean": l.cohen_weighted_mean,
+                    "fleiss": l.fleiss,
+                    "krippendorff_alpha": l.krippendorff_alpha,
+                })
+            })
+            .collect();
+    let box_f1: Vec<_> = radlab_metrics::readers::box_agreement(&rows, &boxes, 0.4)
+        .into_iter()
+        .filter(|b| b.boxes > 0)
+        .collect();
+    Ok(Json(serde_json::json!({
+        "project_id": project,
+        "images": images,
+        "readers": readers,
+        "agreement": {
+            "images_read": read.len(),
+            "image_labels": labels,
+            "boxes": box_f1,
+        },
+    })))
+}

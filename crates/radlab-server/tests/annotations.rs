@@ -357,6 +357,114 @@ fn annotations_work(url: &str, backend: &str, corpus: &radlab_testkit::Corpus) {
         2,
         "{backend}"
     );
+    progress_and_reopen(addr, backend, &owner, a, &t, &next, &test_images);
+}
+
+/// Progress: images by state, readers' tasks, and the readers' agreement so far; then
+/// reopening, which only an owner may do, and not for a reading task of an image in review.
+fn progress_and_reopen(
+    addr: SocketAddr,
+    backend: &str,
+    owner: &User,
+    a: &User,
+    t: &str,
+    next: &serde_json::Value,
+    test_images: &[String],
+) {
+    let r = json(addr, "GET", "/api/v1/projects/cxr/progress", &owner.h(), "");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let p = r.json();
+    let count = |split: &str, st: &str| {
+        p["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["split"] == split && x["state"] == st)
+            .map_or(0, |x| x["images"].as_i64().unwrap())
+    };
+    assert_eq!(
+        (count("train", "done"), count("test", "in_review")),
+        (3, 2),
+        "{backend}"
+    );
+    let submitted: i64 = p["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| !x["username"].as_str().unwrap().starts_with("rev"))
+        .map(|x| x["submitted"].as_i64().unwrap())
+        .sum();
+    assert_eq!(submitted, 15);
+    assert!(
+        p["readers"][0]["median_seconds_per_image"]
+            .as_f64()
+            .is_some()
+    );
+    assert_eq!(p["agreement"]["images_read"], 5);
+    let f1 = |label: &str| {
+        p["agreement"]["boxes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["label"] == label)
+            .unwrap()["f1"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(f1("Aortic enlargement"), 1.0);
+    assert_eq!(f1("Cardiomegaly"), 0.0);
+    assert_eq!(
+        json(addr, "GET", "/api/v1/projects/cxr/progress", &a.h(), "").status,
+        403
+    );
+
+    assert_eq!(
+        post(addr, a, &format!("/api/v1/tasks/{t}/reopen"), "").status,
+        404
+    );
+    let r = post(addr, owner, &format!("/api/v1/tasks/{t}/reopen"), "");
+    assert_eq!(
+        (r.status, r.json()["task"]["state"].as_str()),
+        (200, Some("IN_PROGRESS")),
+        "{backend}"
+    );
+    let r = json(
+        addr,
+        "GET",
+        &format!("/api/v1/tasks/{t}/annotations"),
+        &a.h(),
+        "",
+    );
+    let mut again = next.clone();
+    again["version"] = r.json()["version"].clone();
+    again["annotations"] = serde_json::json!([{"label": "No finding"}]);
+    assert_eq!(put(addr, a, t, &again).status, 200);
+    let tasks = json(addr, "GET", "/api/v1/projects/cxr/tasks", &owner.h(), "").json();
+    let in_review = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| {
+            x["kind"] == "reading"
+                && test_images.contains(&x["image_id"].as_str().unwrap().to_string())
+        })
+        .unwrap()["task_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = post(
+        addr,
+        owner,
+        &format!("/api/v1/tasks/{in_review}/reopen"),
+        "",
+    );
+    assert_eq!(r.status, 409);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("in review")
+    );
 }
 
 #[test]

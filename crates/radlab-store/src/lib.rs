@@ -36,4 +36,4 @@ pub use import::{
 pub use labels::{Layer, Member, ProjectRole, ProjectSummary};
 pub use project_images::{Added, ImageSelection, ProjectImage, SPLITS};
 pub use task_layers::{LayerAnnotation, LayerKey, LayerState, LayerWriteError};
-pub use tasks::{Assignment, Task, Workflow};
+pub use tasks::{Assignment, ReaderProgress, Task, Workflow};

@@ -55,6 +55,17 @@ impl Workflow {
     }
 }
 
+/// Per reader: their tasks by state, and the median time from start to submit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReaderProgress {
+    pub username: String,
+    pub new: i64,
+    pub in_progress: i64,
+    pub submitted: i64,
+    /// Median seconds from start to submit over their submitted tasks.
+    pub median_seconds_per_image: Option<f64>,
+}
+
 /// A task as its reader sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Task {
@@ -361,8 +372,13 @@ impl Catalog {
             .ok_or_else(|| StoreError::Config(format!("no task {task_id}")))?;
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
+        // The first start and the last submit are kept (a reopened task starts again
+        // without losing when it was first started).
         let n = sqlx::query(
-            "UPDATE tasks SET state = $3, updated_at = $4 WHERE task_id = $1 AND state = $2",
+            "UPDATE tasks SET state = $3, updated_at = $4, \
+             started_at = CASE WHEN $3 = 'IN_PROGRESS' AND started_at = '' THEN $4 ELSE started_at END, \
+             submitted_at = CASE WHEN $3 = 'SUBMITTED' THEN $4 ELSE submitted_at END \
+             WHERE task_id = $1 AND state = $2",
         )
         .bind(task_id)
         .bind(from)
@@ -377,6 +393,40 @@ impl Catalog {
                 "task {task_id} is {}, not {from}",
                 task.state
             )));
+        }
+        if to == "IN_PROGRESS" && from == "SUBMITTED" {
+            // Reopened: the image goes back to reading (or review).
+            let state = if task.kind == "review" {
+                "in_review"
+            } else {
+                "in_reading"
+            };
+            if task.kind == "reading" {
+                let reviews: i64 = sqlx::query(
+                    "SELECT COUNT(*) FROM tasks WHERE project_id = $1 AND image_id = $2 \
+                     AND kind = 'review'",
+                )
+                .bind(&task.project_id)
+                .bind(&task.image_id)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+                if reviews > 0 {
+                    tx.rollback().await?;
+                    return Err(StoreError::Config(format!(
+                        "image {} is in review, not reading: reopen a review task instead",
+                        task.image_id
+                    )));
+                }
+            }
+            sqlx::query(
+                "UPDATE project_images SET state = $3 WHERE project_id = $1 AND image_id = $2",
+            )
+            .bind(&task.project_id)
+            .bind(&task.image_id)
+            .bind(state)
+            .execute(&mut *tx)
+            .await?;
         }
         if to == "SUBMITTED" {
             let open: i64 = sqlx::query(
@@ -478,6 +528,75 @@ impl Catalog {
         self.task(task_id)
             .await?
             .ok_or_else(|| StoreError::Database(format!("task {task_id} vanished")))
+    }
+
+    /// Images by split and state.
+    pub async fn image_states(&self, project: &str) -> Result<Vec<(String, String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT split, state, COUNT(*) FROM project_images WHERE project_id = $1 \
+             GROUP BY split, state ORDER BY split, state",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    /// Each reader's (and reviewer's) tasks by state and median time per image.
+    pub async fn reader_progress(&self, project: &str) -> Result<Vec<ReaderProgress>> {
+        let rows = sqlx::query(
+            "SELECT u.username, t.state, t.started_at, t.submitted_at FROM tasks t \
+             JOIN users u ON u.user_id = t.user_id WHERE t.project_id = $1 ORDER BY u.username",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by: BTreeMap<String, (ReaderProgress, Vec<f64>)> = BTreeMap::new();
+        let parse = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        };
+        for r in rows {
+            let name: String = r.try_get(0)?;
+            let state: String = r.try_get(1)?;
+            let (started, submitted): (String, String) = (r.try_get(2)?, r.try_get(3)?);
+            let entry = by.entry(name.clone()).or_insert_with(|| {
+                (
+                    ReaderProgress {
+                        username: name,
+                        new: 0,
+                        in_progress: 0,
+                        submitted: 0,
+                        median_seconds_per_image: None,
+                    },
+                    Vec::new(),
+                )
+            });
+            match state.as_str() {
+                "NEW" => entry.0.new += 1,
+                "IN_PROGRESS" => entry.0.in_progress += 1,
+                _ => entry.0.submitted += 1,
+            }
+            if let (Some(a), Some(b)) = (parse(&started), parse(&submitted)) {
+                entry.1.push((b - a).as_seconds_f64());
+            }
+        }
+        Ok(by
+            .into_values()
+            .map(|(mut p, mut times)| {
+                times.sort_by(f64::total_cmp);
+                p.median_seconds_per_image = (!times.is_empty()).then(|| {
+                    let n = times.len();
+                    if n % 2 == 1 {
+                        times[n / 2]
+                    } else {
+                        (times[n / 2 - 1] + times[n / 2]) / 2.0
+                    }
+                });
+                p
+            })
+            .collect())
     }
 
     /// Remove a task nobody has started (an owner un-assigns it).

@@ -25,6 +25,7 @@
 mod annotations;
 pub mod auth;
 pub mod error;
+pub mod openapi;
 mod projects;
 mod tasks;
 
@@ -87,6 +88,8 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/health", get(health))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .route("/api/v1/docs", get(openapi::docs_page))
         .route("/api/v1/auth/login", post(login))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/me", get(me))

@@ -1,0 +1,355 @@
+//! The API's OpenAPI 3.1 document (`GET /api/v1/openapi.json`) and a page that renders it
+//! (`GET /api/v1/docs`), made from one table of endpoints; a test calls every endpoint of
+//! the table to check the router serves it.
+
+use axum::Json;
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+
+/// One endpoint: method, path, who may call it, a summary, and its request body (a JSON
+/// example) when it takes one.
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: &'static str,
+    pub summary: &'static str,
+    pub body: Option<&'static str>,
+}
+
+const fn e(
+    method: &'static str,
+    path: &'static str,
+    access: &'static str,
+    summary: &'static str,
+    body: Option<&'static str>,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        access,
+        summary,
+        body,
+    }
+}
+
+/// Every endpoint of the API.
+pub const ENDPOINTS: &[Endpoint] = &[
+    e("get", "/api/v1/health", "anyone", "The server is up.", None),
+    e(
+        "get",
+        "/api/v1/openapi.json",
+        "anyone",
+        "This document.",
+        None,
+    ),
+    e(
+        "get",
+        "/api/v1/docs",
+        "anyone",
+        "This document as a page.",
+        None,
+    ),
+    e(
+        "post",
+        "/api/v1/auth/login",
+        "anyone",
+        "Sign in: sets the session cookie, returns the user and the CSRF token. 401 for a wrong name or password, 429 after repeated failures.",
+        Some(r#"{"username": "reader1", "password": "a long password"}"#),
+    ),
+    e(
+        "post",
+        "/api/v1/auth/logout",
+        "signed in",
+        "End the session.",
+        None,
+    ),
+    e("get", "/api/v1/me", "signed in", "The caller.", None),
+    e(
+        "post",
+        "/api/v1/tokens",
+        "signed in",
+        "A new API token (Bearer), shown once.",
+        Some(r#"{"name": "nightly import"}"#),
+    ),
+    e(
+        "get",
+        "/api/v1/users",
+        "site administrator",
+        "Every account.",
+        None,
+    ),
+    e(
+        "post",
+        "/api/v1/users",
+        "site administrator",
+        "Add an account (password: 12 characters or more).",
+        Some(r#"{"username": "reader1", "password": "a long password", "site_role": "user"}"#),
+    ),
+    e(
+        "get",
+        "/api/v1/projects",
+        "signed in",
+        "The caller's projects (administrators: all).",
+        None,
+    ),
+    e(
+        "post",
+        "/api/v1/projects",
+        "signed in",
+        "Create a project from a template or a schema; the caller becomes its owner.",
+        Some(r#"{"project_id": "vindr-cxr", "template": "vindr-cxr"}"#),
+    ),
+    e(
+        "get",
+        "/api/v1/projects/{project}",
+        "member",
+        "The project, its label schema and the caller's roles.",
+        None,
+    ),
+    e(
+        "put",
+        "/api/v1/projects/{project}/schema",
+        "owner",
+        "Replace the label schema (only an extension once annotated).",
+        Some(
+            r##"{"schema": {"labels": [{"name": "Nodule/Mass", "scope": "local", "color": "#ff8040"}]}}"##,
+        ),
+    ),
+    e(
+        "get",
+        "/api/v1/projects/{project}/members",
+        "owner",
+        "The members and their roles.",
+        None,
+    ),
+    e(
+        "post",
+        "/api/v1/projects/{project}/members",
+        "owner",
+        "Give a user a role: owner, annotator, reviewer.",
+        Some(r#"{"username": "reader1", "role": "annotator"}"#),
+    ),
+    e(
+        "get",
+        "/api/v1/projects/{project}/images",
+        "member",
+        "The project's images, paged (?split=&offset=&limit=).",
+        None,
+    ),
+    e(
+        "post",
+        "/api/v1/projects/{project}/images",
+        "owner",
+        "Add catalogued images (all, an import, studies or instances; a modality) to a split.",
+        Some(r#"{"all": true, "modality": "DX", "split": "train"}"#),
+    ),
+    e(
+        "post",
+        "/api/v1/projects/{project}/images/split",
+        "owner",
+        "Move images to another split, all or none.",
+        Some(r#"{"image_ids": ["0a1b..."], "split": "test"}"#),
+    ),
+    e(
+        "get",
+        "/api/v1/projects/{project}/workflows",
+        "member",
+        "The workflow of each split.",
+        None,
+    ),
+    e(
+        "put",
+        "/api/v1/projects/{project}/workflows/{split}",
+        "owner",
+        "Set a split's workflow: independent, consensus or single.",
+        Some(r#"{"kind": "consensus", "readers": 3, "reviewers": 2}"#),
+    ),
+    e(
+        "post",
+        "/api/v1/projects/{project}/assign",
+        "owner",
+        "Make the missing reading tasks of a split.",
+        Some(r#"{"split": "train"}"#),
+    ),
+    e(
+        "get",
+        "/api/v1/projects/{project}/tasks",
+        "owner",
+        "Every task of the project.",
+        None,
+    ),
+    e(
+        "get",
+        "/api/v1/projects/{project}/progress",
+        "owner",
+        "Images by state, readers' throughput, readers' agreement.",
+        None,
+    ),
+    e(
+        "get",
+        "/api/v1/projects/{project}/annotations",
+        "owner",
+        "Every current annotation (each reader's layer and the consensus).",
+        None,
+    ),
+    e(
+        "get",
+        "/api/v1/tasks",
+        "signed in",
+        "The caller's tasks (?project=&state=).",
+        None,
+    ),
+    e(
+        "delete",
+        "/api/v1/tasks/{task}",
+        "owner",
+        "Un-assign a task nobody has started.",
+        None,
+    ),
+    e(
+        "post",
+        "/api/v1/tasks/{task}/start",
+        "the task's user",
+        "NEW to IN_PROGRESS.",
+        None,
+    ),
+    e(
+        "post",
+        "/api/v1/tasks/{task}/submit",
+        "the task's user",
+        "IN_PROGRESS to SUBMITTED; the last reader's submit finishes the image or opens its review.",
+        None,
+    ),
+    e(
+        "post",
+        "/api/v1/tasks/{task}/reassign",
+        "owner",
+        "Give an unsubmitted task to another user.",
+        Some(r#"{"username": "reader2"}"#),
+    ),
+    e(
+        "post",
+        "/api/v1/tasks/{task}/reopen",
+        "owner",
+        "Make a submitted task editable again.",
+        None,
+    ),
+    e(
+        "get",
+        "/api/v1/tasks/{task}/annotations",
+        "the task's user",
+        "The task's layer; a review task also every reader's layer and a fused proposal.",
+        None,
+    ),
+    e(
+        "put",
+        "/api/v1/tasks/{task}/annotations",
+        "the task's user",
+        "Replace the task's layer at the version read (409 when stale).",
+        Some(
+            r#"{"version": 0, "annotations": [{"label": "Cardiomegaly", "bbox": [700, 1400, 1700, 1900], "note": ""}], "comment": ""}"#,
+        ),
+    ),
+];
+
+/// The OpenAPI 3.1 document.
+pub fn document() -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for ep in ENDPOINTS {
+        let params: Vec<serde_json::Value> = ep
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|p| serde_json::json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = serde_json::json!({
+            "summary": ep.summary,
+            "description": format!("Who: {}.", ep.access),
+            "parameters": params,
+            "responses": {
+                "200": {"description": "done"},
+                "default": {"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            },
+        });
+        if ep.access == "anyone" {
+            op["security"] = serde_json::json!([]);
+        }
+        if let Some(example) = ep.body {
+            let example: serde_json::Value =
+                serde_json::from_str(example).unwrap_or(serde_json::Value::Null);
+            op["requestBody"] = serde_json::json!({
+                "required": true,
+                "content": {"application/json": {"schema": {"type": "object"}, "example": example}},
+            });
+        }
+        paths
+            .entry(ep.path)
+            .or_insert_with(|| serde_json::json!({}))
+            .as_object_mut()
+            .map(|m| m.insert(ep.method.to_string(), op));
+    }
+    serde_json::json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "radlab",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The labeling platform's API. Sign in with POST /api/v1/auth/login (session cookie; writes need the X-CSRF-Token header with the csrf_token it returned) or send an API token as Authorization: Bearer. Errors are {\"error\": {\"code\", \"message\"}}.",
+        },
+        "paths": paths,
+        "security": [{"session": []}, {"token": []}],
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "radlab_session"},
+                "token": {"type": "http", "scheme": "bearer"},
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                        "code": {"type": "string"}, "message": {"type": "string"}}}},
+                },
+            },
+        },
+    })
+}
+
+pub(crate) async fn openapi_json() -> Json<serde_json::Value> {
+    Json(document())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The document as one page: no scripts, nothing loaded from elsewhere.
+pub(crate) async fn docs_page() -> impl IntoResponse {
+    let mut rows = String::new();
+    for ep in ENDPOINTS {
+        rows.push_str(&format!(
+            "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}{}</td></tr>\n",
+            ep.method.to_uppercase(),
+            escape(ep.path),
+            escape(ep.access),
+            escape(ep.summary),
+            ep.body
+                .map(|b| format!("<pre>{}</pre>", escape(b)))
+                .unwrap_or_default()
+        ));
+    }
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>radlab API</title><style>\
+         body{{font-family:sans-serif;margin:2em}}td{{vertical-align:top;padding:4px 8px;\
+         border-bottom:1px solid #ddd}}pre{{margin:4px 0;background:#f4f4f4;padding:4px}}\
+         </style></head><body><h1>radlab API {}</h1><p>Sign in with <code>POST \
+         /api/v1/auth/login</code> (a session cookie; writes need the <code>X-CSRF-Token</code> \
+         header) or send an API token as <code>Authorization: Bearer</code>. Errors are \
+         <code>{{\"error\": {{\"code\", \"message\"}}}}</code>. Machine-readable: \
+         <a href=\"/api/v1/openapi.json\">openapi.json</a>.</p><table><tr><th>method</th>\
+         <th>path</th><th>who</th><th>what</th></tr>\n{rows}</table></body></html>",
+        env!("CARGO_PKG_VERSION")
+    );
+    ([(header::CACHE_CONTROL, "no-cache")], Html(page))
+}

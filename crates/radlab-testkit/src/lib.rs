@@ -314,7 +314,7 @@ impl HttpResponse {
 }
 
 /// One HTTP/1.1 request to `addr` (`Connection: close`; the answer read to its end), for
-/// tests of the server without an HTTP client dependency.
+/// tests of the server without an HTTP client dependency. Panics when no answer comes.
 pub fn http(
     addr: std::net::SocketAddr,
     method: &str,
@@ -322,8 +322,20 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
+    try_http(addr, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path}: no answer from {addr}: {e}"))
+}
+
+/// [`http`], or why no answer came (the server is gone, the answer is cut short).
+pub fn try_http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<HttpResponse, String> {
     use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the server");
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -332,21 +344,23 @@ pub fn http(
         request.push_str(&format!("{k}: {v}\r\n"));
     }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    stream
+        .write_all(request.as_bytes())
+        .and_then(|_| stream.write_all(body))
+        .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
+    stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP header block");
+        .ok_or("no HTTP header block")?;
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.lines();
     let status: u16 = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
-        .expect("a status line");
+        .ok_or("no status line")?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
@@ -358,11 +372,11 @@ pub fn http(
     {
         body = dechunk(&body);
     }
-    HttpResponse {
+    Ok(HttpResponse {
         status,
         headers,
         body,
-    }
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {

@@ -131,3 +131,223 @@ fn users_from_the_command_line_sign_in_and_no_secret_reaches_the_log() {
         assert!(!log.contains(secret), "the server log holds a secret");
     }
 }
+
+/// Start `radlab serve` on a free port over `data`; its address, and the process.
+fn serve(data: &std::path::Path) -> (std::net::SocketAddr, std::process::Child) {
+    let mut server = common::command()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("radlab serving on http://")
+        .and_then(|l| l.strip_suffix("/api/v1/health"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    (addr, server)
+}
+
+fn call(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    auth: &[(&str, &str)],
+    body: &str,
+) -> Option<radlab_testkit::HttpResponse> {
+    // A killed server answers nothing: None.
+    let mut h = vec![("content-type", "application/json")];
+    h.extend_from_slice(auth);
+    radlab_testkit::try_http(addr, method, path, &h, body.as_bytes()).ok()
+}
+
+/// kill -9 of the server during a burst of annotation writes loses no acknowledged write:
+/// after a restart the layer holds every write the server answered 200 to (and at most the
+/// one in flight when it died).
+#[test]
+fn a_killed_server_loses_no_acknowledged_annotation_write() {
+    let Some(corpus) = radlab_testkit::corpus("serve_kill_9") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let out = radlab(
+        &["import", corpus.path("dicom/cxr").to_str().unwrap()],
+        &data,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for (name, admin) in [("owner", true), ("reader1", false)] {
+        let mut add = common::command()
+            .args(["user", "add", name, "--password-stdin"])
+            .args(admin.then_some("--admin"))
+            .arg("--data-dir")
+            .arg(&data)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        add.stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{name} password 1\n").as_bytes())
+            .unwrap();
+        assert!(add.wait().unwrap().success());
+    }
+    let (addr, mut server) = serve(&data);
+    let token_of = |user: &str| {
+        let r = call(
+            addr,
+            "POST",
+            "/api/v1/auth/login",
+            &[],
+            &format!(r#"{{"username":"{user}","password":"{user} password 1"}}"#),
+        )
+        .unwrap();
+        let cookie = r
+            .header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let csrf = r.json()["csrf_token"].as_str().unwrap().to_string();
+        let r = call(
+            addr,
+            "POST",
+            "/api/v1/tokens",
+            &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+            r#"{"name":"test"}"#,
+        )
+        .unwrap();
+        format!("Bearer {}", r.json()["token"].as_str().unwrap())
+    };
+    let owner = token_of("owner");
+    let o = [("authorization", owner.as_str())];
+    for (path, body) in [
+        (
+            "/api/v1/projects",
+            r#"{"project_id":"cxr","template":"vindr-cxr"}"#,
+        ),
+        (
+            "/api/v1/projects/cxr/members",
+            r#"{"username":"reader1","role":"annotator"}"#,
+        ),
+        (
+            "/api/v1/projects/cxr/images",
+            r#"{"all":true,"split":"train"}"#,
+        ),
+    ] {
+        let r = call(addr, "POST", path, &o, body).unwrap();
+        assert!(
+            r.status == 200 || r.status == 201,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let r = call(
+        addr,
+        "PUT",
+        "/api/v1/projects/cxr/workflows/train",
+        &o,
+        r#"{"kind":"single"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    let r = call(
+        addr,
+        "POST",
+        "/api/v1/projects/cxr/assign",
+        &o,
+        r#"{"split":"train"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        r.json()["tasks_created"],
+        5,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let reader = token_of("reader1");
+    let rd = [("authorization", reader.as_str())];
+    let tasks = call(addr, "GET", "/api/v1/tasks", &rd, "").unwrap().json();
+    let task = tasks["tasks"][0]["task_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        call(
+            addr,
+            "POST",
+            &format!("/api/v1/tasks/{task}/start"),
+            &rd,
+            ""
+        )
+        .unwrap()
+        .status,
+        200
+    );
+
+    // A burst of writes, each adding one box; the server is killed in the middle of it.
+    let writer = {
+        let reader = reader.clone();
+        let task = task.clone();
+        std::thread::spawn(move || {
+            let rd = [("authorization", reader.as_str())];
+            let mut version = 0;
+            let mut acknowledged = 0usize;
+            let mut boxes: Vec<serde_json::Value> = Vec::new();
+            for i in 0..10_000 {
+                boxes.push(serde_json::json!({"label": "Nodule/Mass", "bbox": [1.0 + i as f64 % 50.0, 1.0, 60.0, 60.0], "note": format!("n{i}")}));
+                let body =
+                    serde_json::json!({"version": version, "annotations": boxes}).to_string();
+                match call(
+                    addr,
+                    "PUT",
+                    &format!("/api/v1/tasks/{task}/annotations"),
+                    &rd,
+                    &body,
+                ) {
+                    Some(r) if r.status == 200 => {
+                        version = r.json()["version"].as_i64().unwrap();
+                        acknowledged = boxes.len();
+                    }
+                    _ => break,
+                }
+            }
+            acknowledged
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.kill().unwrap(); // SIGKILL
+    let _ = server.wait();
+    let acknowledged = writer.join().unwrap();
+    assert!(
+        acknowledged >= 5,
+        "only {acknowledged} writes before the kill"
+    );
+
+    let (addr, mut server) = serve(&data);
+    let r = call(
+        addr,
+        "GET",
+        &format!("/api/v1/tasks/{task}/annotations"),
+        &rd,
+        "",
+    )
+    .unwrap();
+    let kept = r.json()["annotations"].as_array().unwrap().len();
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert!(
+        kept == acknowledged || kept == acknowledged + 1,
+        "{acknowledged} writes acknowledged, {kept} annotations after the restart"
+    );
+    eprintln!(
+        "{acknowledged} acknowledged writes before kill -9; {kept} annotations after restart"
+    );
+}

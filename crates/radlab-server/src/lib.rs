@@ -24,6 +24,7 @@
 
 mod annotations;
 pub mod auth;
+pub mod demo;
 pub mod error;
 pub mod openapi;
 mod projects;

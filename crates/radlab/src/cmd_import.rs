@@ -325,7 +325,13 @@ const DEMO_FILES: &[(&str, &[u8])] = &[
     ),
 ];
 
-pub fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
+/// Import the demo set shipped in the binary (written to DATA/demo-source first); a second
+/// run adds nothing.
+pub(crate) async fn import_demo_set(
+    cli: &Cli,
+    catalog: &Catalog,
+    blobs: &BlobStore,
+) -> Result<radlab_store::ImportSummary> {
     let source_dir = cli.data_dir.join("demo-source");
     std::fs::create_dir_all(&source_dir)
         .with_context(|| format!("cannot create {}", source_dir.display()))?;
@@ -333,17 +339,26 @@ pub fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
         std::fs::write(source_dir.join(name), bytes)
             .with_context(|| format!("cannot write {}", source_dir.join(name).display()))?;
     }
+    Ok(import_paths(
+        catalog,
+        blobs,
+        std::slice::from_ref(&source_dir),
+        &ImportOptions::default(),
+        Arc::new(NoProgress),
+    )
+    .await?)
+}
+
+/// The catalog and blob store of the command line's options.
+pub(crate) async fn stores(cli: &Cli) -> Result<(Catalog, BlobStore)> {
+    open_stores(cli).await
+}
+
+pub fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     let rt = runtime()?;
     let (summary, rows, blobs) = rt.block_on(async {
         let (catalog, blobs) = open_stores(cli).await?;
-        let summary = import_paths(
-            &catalog,
-            &blobs,
-            std::slice::from_ref(&source_dir),
-            &ImportOptions::default(),
-            Arc::new(NoProgress),
-        )
-        .await?;
+        let summary = import_demo_set(cli, &catalog, &blobs).await?;
         let rows = catalog.list_instances(None).await?;
         catalog.close().await;
         anyhow::Ok((summary, rows, blobs))

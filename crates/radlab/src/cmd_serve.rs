@@ -23,6 +23,11 @@ pub struct ServeArgs {
     /// How long a sign-in lasts, in hours.
     #[arg(long, default_value_t = 12)]
     session_hours: i64,
+    /// Start with the demo: the demo images in a VinDr-CXR project with reading tasks, and
+    /// demo accounts (an administrator, three readers, two reviewers) whose passwords are
+    /// printed once, the first time.
+    #[arg(long)]
+    demo: bool,
 }
 
 pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
@@ -34,7 +39,40 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async {
-        let catalog = Catalog::open(&cli.db_url()).await?;
+        let catalog = if args.demo {
+            let (catalog, blobs) = crate::cmd_import::stores(cli).await?;
+            crate::cmd_import::import_demo_set(cli, &catalog, &blobs).await?;
+            let uids: Vec<String> = catalog
+                .list_instances(None)
+                .await?
+                .into_iter()
+                .map(|r| r.sop_instance_uid)
+                .collect();
+            match radlab_server::demo::seed_demo(&catalog, &uids)
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))?
+            {
+                Some(accounts) => {
+                    println!(
+                        "demo project {}: {} images, 3 readers per image, 2 reviewers on test",
+                        radlab_server::demo::DEMO_PROJECT,
+                        uids.len()
+                    );
+                    println!("demo accounts (shown once; keep them):");
+                    for (name, password) in &accounts {
+                        println!("  {name:<10} {password}");
+                    }
+                }
+                None => println!(
+                    "demo project {} is there already; its accounts' passwords were printed \
+                     when it was made",
+                    radlab_server::demo::DEMO_PROJECT
+                ),
+            }
+            catalog
+        } else {
+            Catalog::open(&cli.db_url()).await?
+        };
         if catalog.count_users().await? == 0 {
             eprintln!(
                 "no accounts yet: make the first administrator with `radlab user add NAME --admin`"
@@ -44,6 +82,7 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
+        println!("the API and its documentation: http://{address}/api/v1/docs");
         // Tests and scripts read this line for the port when --listen asks for port 0.
         println!("radlab serving on http://{address}/api/v1/health");
         let state = AppState::new(

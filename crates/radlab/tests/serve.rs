@@ -70,17 +70,7 @@ fn users_from_the_command_line_sign_in_and_no_secret_reaches_the_log() {
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .strip_prefix("radlab serving on http://")
-        .and_then(|l| l.strip_suffix("/api/v1/health"))
-        .unwrap_or_else(|| panic!("{line}"))
-        .parse()
-        .unwrap();
+    let (addr, _) = address(&mut server);
     let login = |user: &str, pw: &str| {
         http(
             addr,
@@ -141,18 +131,111 @@ fn serve(data: &std::path::Path) -> (std::net::SocketAddr, std::process::Child) 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("radlab serving on http://")
-        .and_then(|l| l.strip_suffix("/api/v1/health"))
-        .unwrap_or_else(|| panic!("{line}"))
-        .parse()
-        .unwrap();
+    let (addr, _) = address(&mut server);
     (addr, server)
+}
+
+/// The server's address from its "radlab serving on" line, and what it printed before.
+fn address(server: &mut std::process::Child) -> (std::net::SocketAddr, String) {
+    let mut out = BufReader::new(server.stdout.take().unwrap());
+    let mut before = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the server said: {before}"
+        );
+        if let Some(rest) = line.trim().strip_prefix("radlab serving on http://") {
+            let addr = rest
+                .strip_suffix("/api/v1/health")
+                .unwrap_or_else(|| panic!("{line}"))
+                .parse()
+                .unwrap();
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return (addr, before);
+        }
+        before.push_str(&line);
+    }
+}
+
+/// `radlab serve --demo`: the demo project with reading tasks and the demo accounts, whose
+/// passwords are printed once; a second start keeps them and says so.
+#[test]
+fn the_demo_server_has_a_project_with_readers_and_tasks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let start = || {
+        common::command()
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut server = start();
+    let (addr, printed) = address(&mut server);
+    let password = |name: &str| {
+        printed
+            .lines()
+            .find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(name)).then(|| w.next().unwrap().to_string())
+            })
+            .unwrap_or_else(|| panic!("no password for {name}: {printed}"))
+    };
+    assert!(printed.contains("/api/v1/docs"), "{printed}");
+    let login = |name: &str, pw: &str| {
+        let r = http(
+            addr,
+            "POST",
+            "/api/v1/auth/login",
+            &[("content-type", "application/json")],
+            format!(r#"{{"username":"{name}","password":"{pw}"}}"#).as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{name}");
+        r.header("set-cookie")
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let reader = login("reader1", &password("reader1"));
+    let tasks = http(addr, "GET", "/api/v1/tasks", &[("cookie", &reader)], b"").json();
+    assert_eq!(
+        tasks["tasks"].as_array().unwrap().len(),
+        5,
+        "every image has 3 of 3 readers"
+    );
+    let admin = login("admin", &password("admin"));
+    let p = http(
+        addr,
+        "GET",
+        "/api/v1/projects/vindr-cxr-demo/progress",
+        &[("cookie", &admin)],
+        b"",
+    )
+    .json();
+    assert_eq!(p["readers"].as_array().unwrap().len(), 3);
+    let admin_pw = password("admin");
+    server.kill().unwrap();
+    let _ = server.wait();
+    // Started again: the same project and accounts, no new passwords.
+    let mut server = start();
+    let (addr, printed) = address(&mut server);
+    assert!(printed.contains("there already"), "{printed}");
+    let r = http(
+        addr,
+        "POST",
+        "/api/v1/auth/login",
+        &[("content-type", "application/json")],
+        format!(r#"{{"username":"admin","password":"{admin_pw}"}}"#).as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    server.kill().unwrap();
+    let _ = server.wait();
 }
 
 fn call(

@@ -29,6 +29,7 @@ pub mod error;
 pub mod openapi;
 mod projects;
 mod tasks;
+pub mod uploads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub catalog: Catalog,
     pub config: Arc<ServerConfig>,
     pub limiter: Arc<LoginLimiter>,
+    /// Where uploads go; `None`: the server takes none.
+    pub uploads: Option<Arc<uploads::Uploads>>,
 }
 
 impl AppState {
@@ -81,13 +84,34 @@ impl AppState {
             catalog,
             config: Arc::new(config),
             limiter: Arc::new(LoginLimiter::default()),
+            uploads: None,
         }
+    }
+
+    /// Take uploads into `blobs`, staging files in `staging`, up to `max_bytes` each.
+    pub fn with_uploads(
+        mut self,
+        blobs: radlab_store::BlobStore,
+        staging: std::path::PathBuf,
+        max_bytes: usize,
+    ) -> Self {
+        self.uploads = Some(Arc::new(uploads::Uploads {
+            blobs,
+            staging,
+            max_bytes,
+        }));
+        self
     }
 }
 
 /// The API's routes.
 pub fn router(state: AppState) -> Router {
+    let upload_limit = state.uploads.as_ref().map_or(1, |u| u.max_bytes);
     Router::new()
+        .route(
+            "/api/v1/projects/{project}/upload",
+            post(uploads::upload).layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+        )
         .route("/api/v1/health", get(health))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/docs", get(openapi::docs_page))

@@ -145,6 +145,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     e(
         "post",
+        "/api/v1/projects/{project}/upload",
+        "owner",
+        "Upload one DICOM file (the body, Content-Type application/dicom) into a split (?split=); 413 over the limit, 415 for another type, 422 for a file that is not usable DICOM.",
+        None,
+    ),
+    e(
+        "post",
         "/api/v1/projects/{project}/images/split",
         "owner",
         "Move images to another split, all or none.",

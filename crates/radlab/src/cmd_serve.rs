@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// printed once, the first time.
     #[arg(long)]
     demo: bool,
+    /// The largest DICOM file an upload may carry, in MB.
+    #[arg(long, default_value_t = 512)]
+    max_upload_mb: usize,
 }
 
 pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
@@ -85,12 +88,18 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         println!("the API and its documentation: http://{address}/api/v1/docs");
         // Tests and scripts read this line for the port when --listen asks for port 0.
         println!("radlab serving on http://{address}/api/v1/health");
+        let blobs = radlab_store::BlobStore::local(cli.store_dir())?;
         let state = AppState::new(
             catalog,
             ServerConfig {
                 secure_cookies: args.secure_cookies,
                 session_hours: args.session_hours,
             },
+        )
+        .with_uploads(
+            blobs,
+            cli.data_dir.join(".upload-staging"),
+            args.max_upload_mb.saturating_mul(1024 * 1024),
         );
         radlab_server::serve(listener, state)
             .await

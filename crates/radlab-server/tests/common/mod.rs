@@ -16,6 +16,15 @@ thread_local! {
 
 /// A server on a free port over `url`, running on its own runtime thread.
 pub fn start(url: &str, config: ServerConfig) -> (SocketAddr, Catalog) {
+    start_with(url, config, |s| s)
+}
+
+/// [`start`], with the state adjusted by `adjust` (e.g. to take uploads).
+pub fn start_with(
+    url: &str,
+    config: ServerConfig,
+    adjust: impl FnOnce(AppState) -> AppState,
+) -> (SocketAddr, Catalog) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -25,7 +34,7 @@ pub fn start(url: &str, config: ServerConfig) -> (SocketAddr, Catalog) {
         let catalog = Catalog::open(url).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = AppState::new(catalog.clone(), config);
+        let state = adjust(AppState::new(catalog.clone(), config));
         tokio::spawn(radlab_server::serve(listener, state));
         (addr, catalog)
     });

@@ -25,19 +25,8 @@ use serde::Deserialize;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::projects::{access, project_schema, require_owner};
+use crate::tasks::own_task;
 use crate::{AppState, body};
-
-/// The caller's own task; anyone else's is "not found".
-async fn own_task(state: &AppState, caller: &Caller, task_id: &str) -> Result<Task, ApiError> {
-    match state.catalog.task(task_id).await? {
-        Some(t) if t.user_id == caller.user.user_id => Ok(t),
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("you have no task {task_id}"),
-        )),
-    }
-}
 
 /// The layer a task writes: the reader's own, or the consensus.
 fn key<'a>(task: &'a Task) -> LayerKey<'a> {

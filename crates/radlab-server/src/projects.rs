@@ -39,6 +39,14 @@ pub(crate) fn parse_schema(stored: &str) -> Result<LabelSchema, ApiError> {
     })
 }
 
+/// A store error in answer to a caller's request: a configuration error is theirs (400).
+pub(crate) fn bad_input(e: radlab_store::StoreError) -> ApiError {
+    match e {
+        radlab_store::StoreError::Config(m) => ApiError::bad_request(m),
+        other => other.into(),
+    }
+}
+
 /// A project's label schema.
 pub(crate) async fn project_schema(
     state: &AppState,
@@ -325,10 +333,7 @@ pub(crate) async fn add_images(
         .catalog
         .add_project_images(&project, &selection, a.modality.as_deref(), &a.split)
         .await
-        .map_err(|e| match e {
-            radlab_store::StoreError::Config(m) => ApiError::bad_request(m),
-            other => other.into(),
-        })?;
+        .map_err(bad_input)?;
     Ok(Json(serde_json::json!({
         "project_id": project,
         "split": a.split,
@@ -362,10 +367,7 @@ pub(crate) async fn list_images(
         .catalog
         .project_images(&project, page.split.as_deref(), offset, limit)
         .await
-        .map_err(|e| match e {
-            radlab_store::StoreError::Config(m) => ApiError::bad_request(m),
-            other => other.into(),
-        })?;
+        .map_err(bad_input)?;
     Ok(Json(serde_json::json!({
         "images": images,
         "total": total,
@@ -395,9 +397,6 @@ pub(crate) async fn set_split(
         .catalog
         .set_split(&project, &m.image_ids, &m.split)
         .await
-        .map_err(|e| match e {
-            radlab_store::StoreError::Config(msg) => ApiError::bad_request(msg),
-            other => other.into(),
-        })?;
+        .map_err(bad_input)?;
     Ok(Json(serde_json::json!({"moved": moved, "split": m.split})))
 }

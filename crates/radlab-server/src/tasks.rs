@@ -148,7 +148,11 @@ pub(crate) async fn my_tasks(
 }
 
 /// The caller's own task; anyone else's is "not found" (its id tells nothing).
-async fn own_task(state: &AppState, caller: &Caller, task_id: &str) -> Result<Task, ApiError> {
+pub(crate) async fn own_task(
+    state: &AppState,
+    caller: &Caller,
+    task_id: &str,
+) -> Result<Task, ApiError> {
     match state.catalog.task(task_id).await? {
         Some(t) if t.user_id == caller.user.user_id => Ok(t),
         _ => Err(ApiError::new(
@@ -159,18 +163,29 @@ async fn own_task(state: &AppState, caller: &Caller, task_id: &str) -> Result<Ta
     }
 }
 
+/// The caller moves their own task from one state to the next.
+async fn advance(
+    state: &AppState,
+    caller: &Caller,
+    task_id: &str,
+    from: &str,
+    to: &str,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    own_task(state, caller, task_id).await?;
+    let t = state
+        .catalog
+        .advance_task(task_id, from, to)
+        .await
+        .map_err(client_error)?;
+    Ok(Json(serde_json::json!({"task": t})))
+}
+
 pub(crate) async fn start(
     State(state): State<AppState>,
     caller: Caller,
     Path(task_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    own_task(&state, &caller, &task_id).await?;
-    let t = state
-        .catalog
-        .advance_task(&task_id, "NEW", "IN_PROGRESS")
-        .await
-        .map_err(client_error)?;
-    Ok(Json(serde_json::json!({"task": t})))
+    advance(&state, &caller, &task_id, "NEW", "IN_PROGRESS").await
 }
 
 pub(crate) async fn submit(
@@ -178,13 +193,7 @@ pub(crate) async fn submit(
     caller: Caller,
     Path(task_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    own_task(&state, &caller, &task_id).await?;
-    let t = state
-        .catalog
-        .advance_task(&task_id, "IN_PROGRESS", "SUBMITTED")
-        .await
-        .map_err(client_error)?;
-    Ok(Json(serde_json::json!({"task": t})))
+    advance(&state, &caller, &task_id, "IN_PROGRESS", "SUBMITTED").await
 }
 
 /// An owner's hold on a task: the task and the caller's roles in its project.

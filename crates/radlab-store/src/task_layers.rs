@@ -73,55 +73,61 @@ fn coordinate(v: f64) -> String {
     radlab_labels::format_number(v)
 }
 
+/// A layer's state read on `conn` (a pooled connection, or a transaction's own).
+async fn read_layer(conn: &mut sqlx::AnyConnection, key: LayerKey<'_>) -> Result<LayerState> {
+    let LayerKey {
+        project,
+        image_id,
+        layer,
+        reader,
+    } = key;
+    let rows = sqlx::query(
+        "SELECT a.seq, a.op, a.annotation_id, a.label, a.x_min, a.y_min, a.x_max, a.y_max, \
+         a.note FROM annotation_log a WHERE a.project_id = $1 AND a.image_id = $2 \
+         AND a.layer = $3 AND a.reader = $4 ORDER BY a.seq",
+    )
+    .bind(project)
+    .bind(image_id)
+    .bind(layer)
+    .bind(reader)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut version = 0;
+    let mut current: Vec<LayerAnnotation> = Vec::new();
+    for r in rows {
+        version = r.try_get::<i64, _>(0)?;
+        let op: String = r.try_get(1)?;
+        let id: String = r.try_get(2)?;
+        if op == "delete" {
+            current.retain(|a| a.annotation_id != id);
+            continue;
+        }
+        let c: Vec<String> = (4..8)
+            .map(|i| r.try_get(i))
+            .collect::<std::result::Result<_, _>>()?;
+        let bbox = match (number(&c[0]), number(&c[1]), number(&c[2]), number(&c[3])) {
+            (Some(a), Some(b), Some(x), Some(y)) => Some([a, b, x, y]),
+            _ => None,
+        };
+        current.push(LayerAnnotation {
+            annotation_id: id,
+            label: r.try_get(3)?,
+            bbox,
+            note: r.try_get(8)?,
+        });
+    }
+    Ok(LayerState {
+        version,
+        annotations: current,
+    })
+}
+
 impl Catalog {
     /// The current annotations of a layer ('reader' with its reader, or 'consensus' with
     /// reader '') of an image, in the order they were added, and the layer's version.
     pub async fn layer(&self, key: LayerKey<'_>) -> Result<LayerState> {
-        let LayerKey {
-            project,
-            image_id,
-            layer,
-            reader,
-        } = key;
-        let rows = sqlx::query(
-            "SELECT a.seq, a.op, a.annotation_id, a.label, a.x_min, a.y_min, a.x_max, a.y_max, \
-             a.note FROM annotation_log a WHERE a.project_id = $1 AND a.image_id = $2 \
-             AND a.layer = $3 AND a.reader = $4 ORDER BY a.seq",
-        )
-        .bind(project)
-        .bind(image_id)
-        .bind(layer)
-        .bind(reader)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut version = 0;
-        let mut current: Vec<LayerAnnotation> = Vec::new();
-        for r in rows {
-            version = r.try_get::<i64, _>(0)?;
-            let op: String = r.try_get(1)?;
-            let id: String = r.try_get(2)?;
-            if op == "delete" {
-                current.retain(|a| a.annotation_id != id);
-                continue;
-            }
-            let c: Vec<String> = (4..8)
-                .map(|i| r.try_get(i))
-                .collect::<std::result::Result<_, _>>()?;
-            let bbox = match (number(&c[0]), number(&c[1]), number(&c[2]), number(&c[3])) {
-                (Some(a), Some(b), Some(x), Some(y)) => Some([a, b, x, y]),
-                _ => None,
-            };
-            current.push(LayerAnnotation {
-                annotation_id: id,
-                label: r.try_get(3)?,
-                bbox,
-                note: r.try_get(8)?,
-            });
-        }
-        Ok(LayerState {
-            version,
-            annotations: current,
-        })
+        let mut conn = self.pool.acquire().await?;
+        read_layer(&mut conn, key).await
     }
 
     /// Replace a layer's annotations with `new` (checked by the caller), if the layer is
@@ -161,7 +167,7 @@ impl Catalog {
                 current: current_version,
             });
         }
-        let before = self.layer(key).await?;
+        let before = read_layer(&mut tx, key).await?;
         let same = |a: &LayerAnnotation, b: &LayerAnnotation| {
             a.label == b.label && a.bbox == b.bbox && a.note == b.note
         };

@@ -88,6 +88,15 @@ pub struct Assignment {
     pub load: BTreeMap<String, u64>,
 }
 
+/// Lock a project's row for the rest of the transaction.
+async fn lock_project(tx: &mut sqlx::Transaction<'_, sqlx::Any>, project: &str) -> Result<()> {
+    sqlx::query("UPDATE projects SET created_at = created_at WHERE project_id = $1")
+        .bind(project)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// A deterministic spread for ties between equally loaded readers.
 fn tie(image: &str, user: &str) -> u64 {
     let h = blake3::hash(format!("{image}\0{user}").as_bytes());
@@ -198,13 +207,17 @@ impl Catalog {
                 pool.len()
             )));
         }
+        // One assignment at a time per project, whichever server runs it: the project's row
+        // is locked (PostgreSQL row lock; SQLite's write lock) before anything is read.
+        let mut tx = self.pool.begin().await?;
+        lock_project(&mut tx, project).await?;
         let images: Vec<String> = sqlx::query(
             "SELECT image_id FROM project_images WHERE project_id = $1 AND split = $2 \
              AND state <> 'archived' ORDER BY image_id",
         )
         .bind(project)
         .bind(split)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(|r| r.try_get(0))
@@ -215,7 +228,7 @@ impl Catalog {
         let mut load: HashMap<String, u64> = HashMap::new();
         for r in sqlx::query("SELECT image_id, user_id, kind FROM tasks WHERE project_id = $1")
             .bind(project)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?
         {
             let (image, user, kind): (String, String, String) =
@@ -252,7 +265,6 @@ impl Catalog {
             }
         }
         let now = now_rfc3339();
-        let mut tx = self.pool.begin().await?;
         for chunk in new_tasks.chunks(1000) {
             let mut sql = String::from(
                 "INSERT INTO tasks (task_id, project_id, image_id, user_id, kind, state, \
@@ -372,6 +384,15 @@ impl Catalog {
             .ok_or_else(|| StoreError::Config(format!("no task {task_id}")))?;
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
+        // One transition at a time per image, whichever server runs it, so that of two last
+        // readers submitting at once exactly one opens the review.
+        sqlx::query(
+            "UPDATE project_images SET state = state WHERE project_id = $1 AND image_id = $2",
+        )
+        .bind(&task.project_id)
+        .bind(&task.image_id)
+        .execute(&mut *tx)
+        .await?;
         // The first start and the last submit are kept (a reopened task starts again
         // without losing when it was first started).
         let n = sqlx::query(
@@ -448,7 +469,25 @@ impl Catalog {
                 .fetch_one(&mut *tx)
                 .await?
                 .try_get(0)?;
-                let w = self.workflow(&task.project_id, &split).await.ok();
+                // Read on the transaction's own connection: another pooled connection could
+                // be the one a concurrent transaction is waiting to give back.
+                let w: Option<Workflow> = sqlx::query(
+                    "SELECT kind, readers, reviewers FROM workflows WHERE project_id = $1 \
+                     AND split = $2",
+                )
+                .bind(&task.project_id)
+                .bind(&split)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| -> std::result::Result<Workflow, sqlx::Error> {
+                    Ok(Workflow {
+                        split: split.clone(),
+                        kind: r.try_get(0)?,
+                        readers: r.try_get(1)?,
+                        reviewers: r.try_get(2)?,
+                    })
+                })
+                .transpose()?;
                 let consensus = w.as_ref().is_some_and(|w| w.kind == "consensus");
                 let review = match &w {
                     Some(w) if task.kind == "reading" && consensus => Some(w),
@@ -471,10 +510,17 @@ impl Catalog {
                     .map(|r| r.try_get(0))
                     .collect::<std::result::Result<_, _>>()?;
                     let mut reviewers: Vec<(u64, u64, String)> = Vec::new();
-                    for (id, _) in self
-                        .pool_of(&task.project_id, ProjectRole::Reviewer)
-                        .await?
-                    {
+                    let pool: Vec<String> = sqlx::query(
+                        "SELECT user_id FROM project_members WHERE project_id = $1 \
+                         AND role = 'reviewer' ORDER BY user_id",
+                    )
+                    .bind(&task.project_id)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<std::result::Result<_, _>>()?;
+                    for id in pool {
                         if readers.contains(&id) {
                             continue;
                         }

@@ -571,6 +571,22 @@ fn normalise_url(url: &str) -> Result<(String, Backend)> {
     Ok((format!("sqlite://{path}?{query}"), Backend::Sqlite))
 }
 
+/// Lock a project's row for the rest of the transaction: the first statement of every
+/// transaction that writes a project's tasks or annotations. On PostgreSQL it serialises
+/// those writers per project; on SQLite it takes the write lock before anything is read (a
+/// transaction that reads first and writes later fails at once with SQLITE_BUSY when another
+/// connection committed in between).
+pub(crate) async fn lock_project(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    project: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE projects SET created_at = created_at WHERE project_id = $1")
+        .bind(project)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

@@ -97,9 +97,8 @@ fn parse(text: &str, what: &str, project: &str) -> Result<Option<f64>> {
     })
 }
 
-/// The last sequence number of a project's log, read inside the writing transaction: a
-/// concurrent writer on the same project makes one of the two fail on the primary key
-/// rather than interleave.
+/// The last sequence number of a project's log, read inside the writing transaction after
+/// the project's row is locked (so writers take turns).
 async fn last_seq(tx: &mut sqlx::Transaction<'_, sqlx::Any>, project: &str) -> Result<i64> {
     Ok(
         sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM annotation_log WHERE project_id = $1")
@@ -183,6 +182,7 @@ impl Catalog {
         }
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
+        crate::catalog::lock_project(&mut tx, project).await?;
         let next = last_seq(&mut tx, project).await?;
         // Multi-row inserts, 500 rows (7,000 parameters) at a time.
         const COLUMNS: usize = 14;
@@ -265,6 +265,7 @@ impl Catalog {
         }
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
+        crate::catalog::lock_project(&mut tx, project).await?;
         let next = last_seq(&mut tx, project).await?;
         for (i, id) in ids.iter().enumerate() {
             // A delete row repeats the image, layer and reader of what it deletes.

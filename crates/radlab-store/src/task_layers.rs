@@ -148,6 +148,7 @@ impl Catalog {
             reader,
         } = key;
         let mut tx = self.pool.begin().await?;
+        crate::catalog::lock_project(&mut tx, project).await?;
         // The layer's version inside the transaction.
         let current_version: i64 = sqlx::query(
             "SELECT COALESCE(MAX(seq), 0) FROM annotation_log WHERE project_id = $1 \

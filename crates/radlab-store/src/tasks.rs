@@ -88,15 +88,6 @@ pub struct Assignment {
     pub load: BTreeMap<String, u64>,
 }
 
-/// Lock a project's row for the rest of the transaction.
-async fn lock_project(tx: &mut sqlx::Transaction<'_, sqlx::Any>, project: &str) -> Result<()> {
-    sqlx::query("UPDATE projects SET created_at = created_at WHERE project_id = $1")
-        .bind(project)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// A deterministic spread for ties between equally loaded readers.
 fn tie(image: &str, user: &str) -> u64 {
     let h = blake3::hash(format!("{image}\0{user}").as_bytes());
@@ -210,7 +201,7 @@ impl Catalog {
         // One assignment at a time per project, whichever server runs it: the project's row
         // is locked (PostgreSQL row lock; SQLite's write lock) before anything is read.
         let mut tx = self.pool.begin().await?;
-        lock_project(&mut tx, project).await?;
+        crate::catalog::lock_project(&mut tx, project).await?;
         let images: Vec<String> = sqlx::query(
             "SELECT image_id FROM project_images WHERE project_id = $1 AND split = $2 \
              AND state <> 'archived' ORDER BY image_id",

@@ -47,11 +47,13 @@ def main():
     rows = []
     for name, db in backends:
         results = [run(db(i)) for i in range(RUNS)]
+        if any(r["ran_out_of_tasks"] for r in results):
+            sys.exit("the readers ran out of tasks before the end of the run: more images needed")
         if admin and name == "PostgreSQL":
             for i in range(RUNS):
                 subprocess.run(["psql", admin, "-qc", f"DROP DATABASE IF EXISTS radlab_load_{i} WITH (FORCE)"],
                                capture_output=True)
-        med = lambda f: statistics.median(f(r) for r in results)
+        med = lambda f: statistics.median(f(r) for r in results)  # noqa: E731
         rows.append((name, med(lambda r: r["requests_per_second"]), sum(r["errors"] for r in results),
                      med(lambda r: r["annotation_calls_ms"]["p50"]),
                      med(lambda r: r["annotation_calls_ms"]["p95"]),
@@ -63,7 +65,9 @@ def main():
         f"`bench/server_load.py`: {READERS} readers at once for {SECONDS} s (sign in, next task, start, "
         f"read annotations, save three times {SAVE_EVERY} s apart, submit), against an in-process "
         "server (release build) on this machine's 2 cores, the load generator on the same cores; "
-        f"medians of {RUNS} runs. Frames are not fetched yet (no WADO-RS).",
+        f"medians of {RUNS} runs. The request rate is the readers' pace (a save every {SAVE_EVERY} s), "
+        "not the server's ceiling; the latencies are the measure. Frames are not fetched yet "
+        "(no WADO-RS).",
         "",
         "| catalog | requests per run | requests/s | errors (all runs) | annotation calls p50 | p95 | p99 |",
         "|---|---:|---:|---:|---:|---:|---:|",

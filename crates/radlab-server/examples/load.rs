@@ -7,8 +7,9 @@
 //! usage: cargo run --release -p radlab-server --example load -- \
 //!            [--db sqlite|postgres://...] [--readers 50] [--seconds 60] [--save-every 2]
 //!
-//! Needs the shared corpus: its DICOM files that import (about 150) are the images, each
-//! read by 3 of the readers (an independent workflow), so every reader has tasks to spare.
+//! Needs the shared corpus: its DICOM files that import are the images, each read by 20 of
+//! the readers (an independent workflow, the most it allows), so that every reader has more
+//! tasks than the run lasts.
 //! Frames are not fetched yet: the server has no WADO-RS (issue 5, item 8).
 
 use std::collections::BTreeMap;
@@ -93,7 +94,7 @@ fn main() {
                 &radlab_store::Workflow {
                     split: "train".into(),
                     kind: "independent".into(),
-                    readers: 3,
+                    readers: readers.min(20) as i64,
                     reviewers: 0,
                 },
             )
@@ -123,6 +124,7 @@ fn main() {
         t.join().unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let ran_out = elapsed < seconds as f64 * 0.95;
     let samples = samples.lock().unwrap();
     let total: usize = samples.values().map(Vec::len).sum();
     let mut per_kind = serde_json::Map::new();
@@ -146,6 +148,7 @@ fn main() {
             "requests": total,
             "requests_per_second": total as f64 / elapsed,
             "errors": errors.len(),
+            "ran_out_of_tasks": ran_out,
             "first_errors": errors.iter().take(5).collect::<Vec<_>>(),
             "annotation_calls_ms": percentiles(&annotation_calls),
             "by_call_ms": per_kind,

@@ -203,7 +203,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/tasks",
         "signed in",
-        "The caller's tasks (?project=&state=).",
+        "The caller's tasks, a page at a time (?project=&state=&offset=&limit=).",
         None,
     ),
     e(

@@ -5,7 +5,8 @@
 //! - `POST /api/v1/projects/{id}/assign` `{split}`: owners make the missing reading tasks
 //!   (N distinct annotators per image, the least loaded first); run again after adding
 //!   images. `GET .../tasks`: owners see every task (annotators never see who else reads).
-//! - `GET /api/v1/tasks?project=&state=`: the caller's own tasks.
+//! - `GET /api/v1/tasks?project=&state=&offset=&limit=`: the caller's own tasks, a page at a
+//!   time (100 by default, at most 1,000).
 //! - `POST /api/v1/tasks/{task}/start`, `.../submit`: the task's own user moves it NEW →
 //!   IN_PROGRESS → SUBMITTED (409 from any other state; 404 for anyone else's task, so ids
 //!   reveal nothing). The last reader's submit finishes the image or opens its review tasks.
@@ -129,6 +130,10 @@ pub(crate) struct MyTasks {
     project: Option<String>,
     #[serde(default)]
     state: Option<String>,
+    #[serde(default)]
+    offset: Option<i64>,
+    #[serde(default)]
+    limit: Option<i64>,
 }
 
 pub(crate) async fn my_tasks(
@@ -136,15 +141,23 @@ pub(crate) async fn my_tasks(
     caller: Caller,
     Query(q): Query<MyTasks>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    // A worklist is read a page at a time (100 by default, at most 1,000): a reader of a
+    // large project has thousands of tasks.
+    let offset = q.offset.unwrap_or(0).max(0);
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let tasks = state
         .catalog
         .tasks_of(
             &caller.user.user_id,
             q.project.as_deref(),
             q.state.as_deref(),
+            offset,
+            limit,
         )
         .await?;
-    Ok(Json(serde_json::json!({"tasks": tasks})))
+    Ok(Json(
+        serde_json::json!({"tasks": tasks, "offset": offset, "limit": limit}),
+    ))
 }
 
 /// The caller's own task; anyone else's is "not found" (its id tells nothing).

@@ -148,6 +148,20 @@ fn flow(url: &str, backend: &str, corpus: &radlab_testkit::Corpus) {
         assert_eq!(r.status, 403);
     }
     assert_eq!(seen, 15);
+    // The worklist comes a page at a time.
+    let r1 = &readers["r1"];
+    let ids = |q: &str| -> Vec<String> {
+        my_tasks(addr, r1, q)
+            .iter()
+            .map(|t| t["task_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = ids("?project=cxr");
+    assert!(all.len() >= 2);
+    let mut paged = ids("?project=cxr&limit=1");
+    assert_eq!(paged.len(), 1);
+    paged.extend(ids("?project=cxr&offset=1&limit=1000"));
+    assert_eq!(paged, all);
 
     // States: submit before start is a conflict; someone else's task is not found.
     let r1 = &readers["r1"];

@@ -312,21 +312,25 @@ impl Catalog {
         })
     }
 
-    /// A user's tasks (in one project and state when given), oldest change first.
+    /// A page of a user's tasks (in one project and state when given), oldest change first.
     pub async fn tasks_of(
         &self,
         user_id: &str,
         project: Option<&str>,
         state: Option<&str>,
+        offset: i64,
+        limit: i64,
     ) -> Result<Vec<Task>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {TASK_COLUMNS} FROM tasks t JOIN users u ON u.user_id = t.user_id \
              WHERE t.user_id = $1 AND ($2 = '' OR t.project_id = $2) AND ($3 = '' OR t.state = $3) \
-             ORDER BY t.updated_at, t.task_id"
+             ORDER BY t.updated_at, t.task_id LIMIT $4 OFFSET $5"
         )))
         .bind(user_id)
         .bind(project.unwrap_or(""))
         .bind(state.unwrap_or(""))
+        .bind(limit)
+        .bind(offset)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

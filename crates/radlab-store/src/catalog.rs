@@ -587,6 +587,29 @@ pub(crate) async fn lock_project(
     Ok(())
 }
 
+/// `rows` copies of a row template for a multi-row insert, joined by commas, each `?`
+/// replaced by the next `$n` placeholder: `(?, ?, 'add')` twice is
+/// `($1, $2, 'add'),($3, $4, 'add')`.
+pub(crate) fn numbered_rows(template: &str, rows: usize) -> String {
+    let mut out = String::with_capacity(rows * (template.len() + 16));
+    let mut n = 0;
+    for i in 0..rows {
+        if i > 0 {
+            out.push(',');
+        }
+        for c in template.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
 pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

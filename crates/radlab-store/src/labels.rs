@@ -185,35 +185,15 @@ impl Catalog {
         crate::catalog::lock_project(&mut tx, project).await?;
         let next = last_seq(&mut tx, project).await?;
         // Multi-row inserts, 500 rows (7,000 parameters) at a time.
-        const COLUMNS: usize = 14;
         for (c, chunk) in annotations.chunks(500).enumerate() {
-            let mut sql = String::from(
+            let sql = format!(
                 "INSERT INTO annotation_log (project_id, seq, op, annotation_id, image_id, layer, \
-                 reader, label, x_min, y_min, x_max, y_max, score, author, recorded_at) VALUES ",
+                 reader, label, x_min, y_min, x_max, y_max, score, author, recorded_at) VALUES {}",
+                crate::catalog::numbered_rows(
+                    "(?, ?, 'add', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    chunk.len()
+                )
             );
-            for i in 0..chunk.len() {
-                let p = i * COLUMNS;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, 'add', ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6,
-                    p + 7,
-                    p + 8,
-                    p + 9,
-                    p + 10,
-                    p + 11,
-                    p + 12,
-                    p + 13,
-                    p + 14
-                ));
-            }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (i, a) in chunk.iter().enumerate() {
                 let seq = next + 1 + (c * 500 + i) as i64;

@@ -145,25 +145,11 @@ impl Catalog {
         let mut added = 0;
         // Multi-row inserts, 1,000 rows (6,000 parameters) at a time.
         for chunk in uids.chunks(1000) {
-            let mut sql = String::from(
+            let sql = format!(
                 "INSERT INTO project_images (project_id, sop_instance_uid, image_id, split, \
-                 state, added_at) VALUES ",
+                 state, added_at) VALUES {} ON CONFLICT DO NOTHING",
+                crate::catalog::numbered_rows("(?, ?, ?, ?, 'waiting', ?)", chunk.len())
             );
-            for i in 0..chunk.len() {
-                let p = i * 5;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, 'waiting', ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5
-                ));
-            }
-            sql.push_str(" ON CONFLICT DO NOTHING");
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for uid in chunk {
                 q = q

@@ -257,25 +257,11 @@ impl Catalog {
         }
         let now = now_rfc3339();
         for chunk in new_tasks.chunks(1000) {
-            let mut sql = String::from(
+            let sql = format!(
                 "INSERT INTO tasks (task_id, project_id, image_id, user_id, kind, state, \
-                 created_at, updated_at) VALUES ",
+                 created_at, updated_at) VALUES {}",
+                crate::catalog::numbered_rows("(?, ?, ?, ?, 'reading', 'NEW', ?, ?)", chunk.len())
             );
-            for i in 0..chunk.len() {
-                let p = i * 5;
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, ${}, ${}, 'reading', 'NEW', ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 5
-                ));
-            }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (image, user) in chunk {
                 q = q
@@ -283,6 +269,7 @@ impl Catalog {
                     .bind(project)
                     .bind(image)
                     .bind(user)
+                    .bind(&now)
                     .bind(&now);
             }
             q.execute(&mut *tx).await?;

@@ -9,7 +9,7 @@
 //! float32), ties in score keep their input order (the reference's sort is not stable), and
 //! every fused box says which sources contributed.
 
-use crate::BBox;
+use crate::{BBox, iou};
 
 /// How a fused box's confidence is computed (the reference's `conf_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,14 +79,6 @@ struct Entry {
     score: f64,
     weight: f64,
     source: usize,
-}
-
-fn iou(a: &BBox, b: &BBox) -> f64 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if union <= 0.0 { 0.0 } else { inter / union }
 }
 
 /// A cluster of boxes being fused: running sums in input order, so the fused box is the

@@ -118,29 +118,67 @@ pub(crate) fn check_box(b: BBox) -> Result<BBox, String> {
     Ok(b)
 }
 
-/// Read box annotations from CSV bytes, by the header: a Kaggle `train.csv` (it has
-/// `class_id`) or a VinDr-CXR annotations file (`class_name` without `class_id`, with or
-/// without `rad_id`; a radlab consensus file reads as one).
-pub fn read_box_annotations(bytes: &[u8], file: &str) -> Result<Vec<Annotation>, FormatError> {
+/// What an annotation CSV is, told by the names in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsvKind {
+    /// A Kaggle `train.csv` (it has `class_id`).
+    KaggleTrain,
+    /// A VinDr-CXR annotations file (`class_name` without `class_id`, with or without
+    /// `rad_id`; a radlab consensus file is one).
+    VindrAnnotations,
+    /// A Kaggle submission (`PredictionString`).
+    Submission,
+    /// A VinDr-CXR `image_labels_*.csv` (`image_id` and label columns).
+    ImageLabels,
+}
+
+/// The kind of an annotation CSV by its header, or `None` with the header for the error.
+pub fn csv_kind(bytes: &[u8]) -> Result<CsvKind, String> {
     let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
     let header = String::from_utf8_lossy(header);
     let names: Vec<&str> = header
         .split(',')
         .map(|h| h.trim().trim_matches('"'))
         .collect();
-    if names.contains(&"class_id") {
-        kaggle::read_train_csv_bytes(bytes, file)
+    Ok(if names.contains(&"class_id") {
+        CsvKind::KaggleTrain
     } else if names.contains(&"class_name") {
-        vindr::read_annotations(bytes, file)
+        CsvKind::VindrAnnotations
+    } else if names.contains(&"PredictionString") {
+        CsvKind::Submission
+    } else if names.contains(&"image_id") {
+        CsvKind::ImageLabels
     } else {
-        Err(FormatError::file(
+        return Err(header.trim().to_string());
+    })
+}
+
+/// Read box annotations from CSV bytes, by the header: a Kaggle `train.csv` or a VinDr-CXR
+/// annotations file (see [`CsvKind`]).
+pub fn read_box_annotations(bytes: &[u8], file: &str) -> Result<Vec<Annotation>, FormatError> {
+    match csv_kind(bytes) {
+        Ok(CsvKind::KaggleTrain) => kaggle::read_train_csv_bytes(bytes, file),
+        Ok(CsvKind::VindrAnnotations) => vindr::read_annotations(bytes, file),
+        other => Err(FormatError::file(
             file,
             format!(
                 "neither a Kaggle train.csv (image_id, class_name, class_id, rad_id, x_min, ...) \
                  nor a VinDr-CXR annotations CSV (image_id, [rad_id,] class_name, x_min, ...); \
                  the header is: {}",
-                header.trim()
+                match other {
+                    Err(header) => header,
+                    Ok(kind) => format!("that of a {kind:?} file"),
+                }
             ),
-        ))
+        )),
     }
+}
+
+/// Intersection over union of two boxes; 0 when both are empty.
+pub fn iou(a: &BBox, b: &BBox) -> f64 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+    if union <= 0.0 { 0.0 } else { inter / union }
 }

@@ -9,18 +9,10 @@
 //! (no "+1 pixel" of the original devkit's integer boxes). A class with no ground truth has
 //! no AP and is left out of the mean.
 
+pub use radlab_labels::iou;
 use radlab_labels::{Annotation, BBox};
 
 use radlab_labels::ids::IdMap;
-
-/// Intersection over union of two boxes; 0 when both are empty.
-pub fn iou(a: &BBox, b: &BBox) -> f64 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if union <= 0.0 { 0.0 } else { inter / union }
-}
 
 /// AP of one class.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -151,11 +151,20 @@ impl Catalog {
         let mut out = Vec::new();
         for r in rows {
             let project_id: String = r.try_get(0)?;
-            let current = self.annotations(&project_id, &[]).await?;
-            let images: HashSet<&str> = current.iter().map(|(_, a)| a.image_id.as_str()).collect();
+            // Counted in the database: the current annotations are the additions with no
+            // deletion.
+            let counts = sqlx::query(
+                "SELECT COUNT(*), COUNT(DISTINCT a.image_id) FROM annotation_log a \
+                 WHERE a.project_id = $1 AND a.op = 'add' AND NOT EXISTS (\
+                   SELECT 1 FROM annotation_log d WHERE d.project_id = a.project_id \
+                   AND d.annotation_id = a.annotation_id AND d.op = 'delete')",
+            )
+            .bind(&project_id)
+            .fetch_one(&self.pool)
+            .await?;
             out.push(ProjectSummary {
-                images: images.len() as i64,
-                annotations: current.len() as i64,
+                annotations: counts.try_get(0)?,
+                images: counts.try_get(1)?,
                 project_id,
                 template: schema_template(&r.try_get::<String, _>(1)?),
                 created_at: r.try_get(2)?,

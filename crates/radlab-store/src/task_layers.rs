@@ -149,26 +149,15 @@ impl Catalog {
         } = key;
         let mut tx = self.pool.begin().await?;
         crate::catalog::lock_project(&mut tx, project).await?;
-        // The layer's version inside the transaction.
-        let current_version: i64 = sqlx::query(
-            "SELECT COALESCE(MAX(seq), 0) FROM annotation_log WHERE project_id = $1 \
-             AND image_id = $2 AND layer = $3 AND reader = $4",
-        )
-        .bind(project)
-        .bind(image_id)
-        .bind(layer)
-        .bind(reader)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
-        if current_version != expected_version {
+        // The layer as it is inside the transaction: its version decides.
+        let before = read_layer(&mut tx, key).await?;
+        if before.version != expected_version {
             tx.rollback().await?;
             return Err(LayerWriteError::Stale {
                 expected: expected_version,
-                current: current_version,
+                current: before.version,
             });
         }
-        let before = read_layer(&mut tx, key).await?;
         let same = |a: &LayerAnnotation, b: &LayerAnnotation| {
             a.label == b.label && a.bbox == b.bbox && a.note == b.note
         };

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use radlab_labels::{Annotation, KAGGLE_CLASSES, coco, kaggle, vindr};
+use radlab_labels::{Annotation, KAGGLE_CLASSES, coco, kaggle};
 use radlab_metrics::coco::CocoParams;
 use radlab_metrics::{
     Auroc, CocoResult, FrocResult, KaggleCompat, PrCurve, VocResult, coco_eval, froc,
@@ -95,18 +95,17 @@ fn ground_truth(path: &Path) -> Result<GroundTruth> {
             coco: Some(index),
         });
     }
-    let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    let header = String::from_utf8_lossy(header);
-    let annotations = if header.contains("class_id") {
-        kaggle::read_train_csv_bytes(&bytes, &name)?
-    } else if header.contains("class_name") {
-        vindr::read_annotations(&bytes[..], &name)?
-    } else {
-        bail!(
+    let annotations = match radlab_labels::csv_kind(&bytes) {
+        Ok(radlab_labels::CsvKind::KaggleTrain | radlab_labels::CsvKind::VindrAnnotations) => {
+            radlab_labels::read_box_annotations(&bytes, &name)?
+        }
+        other => bail!(
             "{name}: not a Kaggle train.csv, a VinDr-CXR annotations CSV nor a COCO dataset \
              (header: {})",
-            header.trim()
-        )
+            other
+                .err()
+                .unwrap_or_else(|| "of another kind of file".into())
+        ),
     };
     let images = radlab_metrics::image_order(&annotations)
         .into_iter()

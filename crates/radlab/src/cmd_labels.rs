@@ -100,8 +100,7 @@ pub fn project_annotations(cli: &Cli, project: &str) -> Result<Vec<Annotation>> 
 fn read_file(path: &PathBuf) -> Result<(Vec<Annotation>, Layer)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path.display().to_string();
-    let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    if String::from_utf8_lossy(header).contains("PredictionString") {
+    if radlab_labels::csv_kind(&bytes) == Ok(radlab_labels::CsvKind::Submission) {
         Ok((kaggle::read_submission(&bytes[..], &name)?, Layer::Model))
     } else {
         Ok((read_box_annotations(&bytes, &name)?, Layer::Consensus))

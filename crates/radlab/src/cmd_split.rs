@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use radlab_labels::export::vindr_image_id;
 use radlab_labels::split::{Parts, label_sets, label_sets_from_image_labels, stratified_split};
-use radlab_labels::{Annotation, ImageLabels, kaggle, vindr};
+use radlab_labels::{Annotation, ImageLabels, vindr};
 
 use crate::Cli;
 
@@ -82,21 +82,18 @@ pub enum LabelFile {
 pub fn read_label_file(path: &Path) -> Result<LabelFile> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = path.display().to_string();
-    let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
-    let header = String::from_utf8_lossy(header);
-    let fields: Vec<&str> = header.trim().split(',').map(|f| f.trim()).collect();
-    Ok(if fields.contains(&"class_id") {
-        LabelFile::Annotations(kaggle::read_train_csv(&bytes[..], &name)?)
-    } else if fields.contains(&"class_name") {
-        LabelFile::Annotations(vindr::read_annotations(&bytes[..], &name)?)
-    } else if fields.contains(&"image_id") {
-        LabelFile::ImageLabels(vindr::read_image_labels(&bytes[..], &name)?)
-    } else {
-        bail!(
+    Ok(match radlab_labels::csv_kind(&bytes) {
+        Ok(radlab_labels::CsvKind::KaggleTrain | radlab_labels::CsvKind::VindrAnnotations) => {
+            LabelFile::Annotations(radlab_labels::read_box_annotations(&bytes, &name)?)
+        }
+        Ok(radlab_labels::CsvKind::ImageLabels) => {
+            LabelFile::ImageLabels(vindr::read_image_labels(&bytes[..], &name)?)
+        }
+        other => bail!(
             "{name}: not a Kaggle train.csv, a VinDr-CXR annotations CSV nor an image_labels CSV \
-             (the header has no image_id column: {})",
-            header.trim()
-        )
+             (header: {})",
+            other.err().unwrap_or_else(|| "that of a submission".into())
+        ),
     })
 }
 

@@ -13,8 +13,12 @@
 //! - [`DisplaySettings`] and [`render_frame`] implement the greyscale pipeline (Modality LUT,
 //!   VOI window or LUT with LINEAR / LINEAR_EXACT / SIGMOID, MONOCHROME1 inversion after VOI,
 //!   Presentation LUT Shape), with a histogram window when the file has none.
-//! - [`render`] scales and encodes to PNG or lossless WebP; [`wrap`] turns PNG/JPEG pictures
+//! - [`stored_frame`] and [`decoded_frame`] give one frame's bytes for WADO-RS: its
+//!   compressed bitstream as stored, or native little endian.
+//! - [`render`] scales and encodes to PNG, lossless WebP or JPEG; [`wrap`] turns PNG/JPEG pictures
 //!   into Secondary Capture objects.
+//! - [`dicom_json`] writes a data set in the DICOM JSON Model (PS3.18 F.2) for WADO-RS
+//!   metadata and QIDO-RS, with bulk data as BulkDataURI or InlineBinary ([`JsonOptions`]).
 //!
 //! ```no_run
 //! use radlab_dicom::{DicomFile, RenderOptions, render_file_to};
@@ -28,8 +32,10 @@
 mod decode;
 mod display;
 mod error;
+mod frames;
 mod info;
 mod jpeg;
+mod json;
 mod lengths;
 mod open;
 pub mod render;
@@ -44,7 +50,9 @@ pub use display::{
     VoiFunction, Window, auto_window, min_max_window, render_frame,
 };
 pub use error::{DicomError, Result};
+pub use frames::{EXPLICIT_VR_LITTLE_ENDIAN, FrameBytes, decoded_frame, stored_frame};
 pub use info::{ImageAttributes, InstanceInfo};
+pub use json::{JsonOptions, dicom_json};
 pub use lengths::{MAX_SEQUENCE_DEPTH, pixel_data_span};
 pub use open::{DicomFile, Framing};
 pub use structure::check_structure;

@@ -99,3 +99,17 @@ pub fn encode_to_vec(image: &Rendered, format: ImageFormat) -> Result<Vec<u8>> {
     encode(image, format, &mut out)?;
     Ok(out)
 }
+
+/// Encode as baseline JPEG at `quality` (1-100; WADO-RS rendered images and thumbnails).
+pub fn encode_jpeg(image: &Rendered, quality: u8) -> Result<Vec<u8>> {
+    let color = if image.channels == 3 {
+        ExtendedColorType::Rgb8
+    } else {
+        ExtendedColorType::L8
+    };
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+        .write_image(&image.pixels, image.width, image.height, color)
+        .map_err(|e| DicomError::Encode(e.to_string()))?;
+    Ok(out)
+}

@@ -1,7 +1,19 @@
 //! A project's label schema: the labels its readers may use, with their scope (a box, the
-//! whole image, the whole study), colour, hotkey, description, optional parent (a
-//! hierarchy), attributes, and an optional export id (Kaggle's class ids for VinDr-CXR).
+//! whole image, one breast, the whole study), colour, hotkey, description, optional parent
+//! (a hierarchy), attributes, and an optional export id (Kaggle's class ids for VinDr-CXR).
 //! Names are free strings, kept verbatim (some datasets keep misspellings on purpose).
+//!
+//! Built-in templates ([`TEMPLATES`], [`LabelSchema::template`]), each with the label names
+//! exactly as its dataset released them:
+//! - `vindr-cxr`: VinDr-CXR, 22 box labels and 6 image labels, Kaggle's class ids;
+//! - `vindr-mammo`: VinDr-Mammo, 10 finding categories drawn as boxes (six of them with a
+//!   `finding_birads` attribute), "No Finding", and the breast-level assessment (BI-RADS 1-5,
+//!   density A-D) as breast-scope labels;
+//! - `vindr-spinexr`: VinDr-SpineXR, 7 lesion classes drawn as boxes and "No finding";
+//! - `pedicxr`: PediCXR (VinDr-PCXR), 36 findings drawn as boxes and 15 image-level labels
+//!   (diseases and "No finding"), misspellings of the release kept.
+//!
+//! Only VinDr-CXR has export ids (Kaggle's); no published id map exists for the others.
 //!
 //! A schema may be edited freely until the project's first annotation; after that it may
 //! only be extended: every existing label stays, with the same name, scope and export id
@@ -24,6 +36,9 @@ pub enum LabelScope {
     Image,
     /// The whole study (all its images).
     Study,
+    /// One breast (mammography): a breast-level assessment such as BI-RADS or density, given
+    /// on the images of that breast (its laterality); no box, like an image label.
+    Breast,
 }
 
 /// One attribute a label can carry (e.g. a BI-RADS grade on a mammography finding).
@@ -70,7 +85,155 @@ pub struct LabelSchema {
 }
 
 /// The built-in templates.
-pub const TEMPLATES: [&str; 1] = ["vindr-cxr"];
+pub const TEMPLATES: [&str; 4] = ["vindr-cxr", "vindr-mammo", "vindr-spinexr", "pedicxr"];
+
+/// VinDr-Mammo's finding categories (the values of `finding_categories` in
+/// `finding_annotations.csv`), "No Finding" last, in the order and spelling of `ALL_LESIONS`
+/// in the dataset authors' split notebook (github.com/vinbigdata-medical/vindr-mammo,
+/// `split_data.ipynb`). Dataset: Nguyen et al., "VinDr-Mammo: A large-scale benchmark dataset
+/// for computer-aided diagnosis in full-field digital mammography", Sci. Data (2023),
+/// doi:10.1038/s41597-023-02100-7; PhysioNet vindr-mammo 1.0.0, doi:10.13026/br2v-7517.
+pub const VINDR_MAMMO_FINDINGS: [&str; 11] = [
+    "Suspicious Lymph Node",
+    "Mass",
+    "Suspicious Calcification",
+    "Asymmetry",
+    "Focal Asymmetry",
+    "Global Asymmetry",
+    "Architectural Distortion",
+    "Skin Thickening",
+    "Skin Retraction",
+    "Nipple Retraction",
+    "No Finding",
+];
+
+/// The VinDr-Mammo categories whose boxes carry a BI-RADS grade (`birads_LESIONS` of the same
+/// notebook); the other four have an empty `finding_birads`.
+pub const VINDR_MAMMO_GRADED: [&str; 6] = [
+    "Mass",
+    "Suspicious Calcification",
+    "Architectural Distortion",
+    "Focal Asymmetry",
+    "Global Asymmetry",
+    "Asymmetry",
+];
+
+/// The values of `finding_birads` on a graded VinDr-Mammo finding: the dataset keeps only
+/// non-benign findings (`BIRADS345` of the same notebook).
+pub const VINDR_MAMMO_FINDING_BIRADS: [&str; 3] = ["BI-RADS 3", "BI-RADS 4", "BI-RADS 5"];
+
+/// The values of `breast_birads` in VinDr-Mammo's `breast-level_annotations.csv`, one per
+/// breast (the notebook's `BI-RADS {1..5}`).
+pub const VINDR_MAMMO_BREAST_BIRADS: [&str; 5] = [
+    "BI-RADS 1",
+    "BI-RADS 2",
+    "BI-RADS 3",
+    "BI-RADS 4",
+    "BI-RADS 5",
+];
+
+/// The values of `breast_density` in the same file, one per breast (`DENSITY {A..D}`).
+pub const VINDR_MAMMO_BREAST_DENSITY: [&str; 4] =
+    ["DENSITY A", "DENSITY B", "DENSITY C", "DENSITY D"];
+
+/// VinDr-SpineXR's 7 lesion classes (`lesion_type` in `annotations/train.csv` and
+/// `test.csv`), in the paper's order, spelled as in the authors' detector config
+/// (github.com/vinbigdata-medical/vindr-spinexr, `spine/configs/sparsercnn.yaml`, `FINDINGS`),
+/// "Spondylolysthesis" included; "No finding" is the 8th `lesion_type`
+/// (`spine/classification/cls_dataset_dict.py`). Paper: Nguyen et al., "VinDr-SpineXR: A deep
+/// learning framework for spinal lesions detection and classification from radiographs",
+/// MICCAI 2021, arXiv:2106.12930.
+pub const VINDR_SPINEXR_LESIONS: [&str; 7] = [
+    "Osteophytes",
+    "Disc space narrowing",
+    "Surgical implant",
+    "Foraminal stenosis",
+    "Spondylolysthesis",
+    "Vertebral collapse",
+    "Other lesions",
+];
+
+/// PediCXR's 36 findings (the `class_name` values of `annotations_train.csv` and
+/// `annotations_test.csv` other than "No finding"), spelled as released: "Diffuse aveolar
+/// opacity", "Bronchectasis", "Paraveterbral mass" are the release's spellings (lists that
+/// follow the paper's wording correct them). Dataset: Pham et al., "PediCXR: An open,
+/// large-scale chest radiograph dataset for interpretation of common thoracic diseases in
+/// children", Sci. Data (2023), doi:10.1038/s41597-023-02102-5; PhysioNet vindr-pcxr 1.0.0,
+/// doi:10.13026/k8qc-na36 (files behind a credentialed licence). The spellings come from
+/// public code that reads the release CSVs, not from a list by the authors: three
+/// independent projects agree on every name, two of them on this order.
+pub const PEDICXR_FINDINGS: [&str; 36] = [
+    "Boot-shaped heart",
+    "Peribronchovascular interstitial opacity",
+    "Reticulonodular opacity",
+    "Bronchial thickening",
+    "Enlarged PA",
+    "Cardiomegaly",
+    "Diffuse aveolar opacity",
+    "Other opacity",
+    "Other lesion",
+    "Consolidation",
+    "Mediastinal shift",
+    "Anterior mediastinal mass",
+    "Dextro cardia",
+    "Pleural effusion",
+    "Stomach on the right side",
+    "Atelectasis",
+    "Lung hyperinflation",
+    "Egg on string sign",
+    "Interstitial lung disease - ILD",
+    "Infiltration",
+    "Lung cavity",
+    "Pneumothorax",
+    "Edema",
+    "Pleural thickening",
+    "Other nodule/mass",
+    "Clavicle fracture",
+    "Chest wall mass",
+    "Lung cyst",
+    "Emphysema",
+    "Bronchectasis",
+    "Expanded edges of the anterior ribs",
+    "Pulmonary fibrosis",
+    "Paraveterbral mass",
+    "Aortic enlargement",
+    "Calcification",
+    "Intrathoracic digestive structure",
+];
+
+/// PediCXR's 15 image-level labels: the label columns of `image_labels_train.csv` and
+/// `image_labels_test.csv` in their order, "No finding" and "Other disease" included, spelled
+/// as released ("Brocho-pneumonia", "Diagphramatic hernia").
+pub const PEDICXR_DISEASES: [&str; 15] = [
+    "No finding",
+    "Bronchitis",
+    "Brocho-pneumonia",
+    "Other disease",
+    "Bronchiolitis",
+    "Situs inversus",
+    "Pneumonia",
+    "Pleuro-pneumonia",
+    "Diagphramatic hernia",
+    "Tuberculosis",
+    "Congenital emphysema",
+    "CPAM",
+    "Hyaline membrane disease",
+    "Mediastinal tumor",
+    "Lung tumor",
+];
+
+/// What a released misspelling means, shown as the label's description.
+const MEANT: [(&str, &str); 6] = [
+    ("Spondylolysthesis", "Spondylolisthesis"),
+    ("Diffuse aveolar opacity", "Diffuse alveolar opacity"),
+    ("Bronchectasis", "Bronchiectasis"),
+    ("Paraveterbral mass", "Paravertebral mass"),
+    ("Brocho-pneumonia", "Bronchopneumonia"),
+    ("Diagphramatic hernia", "Diaphragmatic hernia"),
+];
+
+/// Hotkeys for up to 36 box labels, in order.
+const KEYS: &str = "1234567890abcdefghijklmnopqrstuvwxyz";
 
 /// A distinct colour for the `i`-th of `n` labels (hues around the circle).
 fn palette(i: usize, n: usize) -> String {
@@ -94,6 +257,9 @@ impl LabelSchema {
     pub fn template(name: &str) -> Option<LabelSchema> {
         match name {
             "vindr-cxr" => Some(Self::vindr_cxr()),
+            "vindr-mammo" => Some(Self::vindr_mammo()),
+            "vindr-spinexr" => Some(Self::vindr_spinexr()),
+            "pedicxr" => Some(Self::pedicxr()),
             _ => None,
         }
     }
@@ -126,6 +292,105 @@ impl LabelSchema {
             template: Some("vindr-cxr".into()),
             labels,
         }
+    }
+
+    /// A template from its labels in order: colours around the palette, hotkeys 1-9, 0, then
+    /// a-z for the box labels (none for the others, ticked in a list), `exclusive` exclusive,
+    /// a description for a released misspelling, no export ids.
+    fn from_names(template: &str, rows: &[(&str, LabelScope)], exclusive: &str) -> LabelSchema {
+        let mut keys = KEYS.chars().map(String::from);
+        let labels = rows
+            .iter()
+            .enumerate()
+            .map(|(i, &(name, scope))| SchemaLabel {
+                name: name.to_string(),
+                scope,
+                color: palette(i, rows.len()),
+                hotkey: if scope == LabelScope::Local {
+                    keys.next()
+                } else {
+                    None
+                },
+                description: MEANT
+                    .iter()
+                    .find(|(as_released, _)| *as_released == name)
+                    .map(|(_, meant)| format!("{meant}; the name is kept as released"))
+                    .unwrap_or_default(),
+                parent: None,
+                attributes: Vec::new(),
+                export_id: None,
+                exclusive: name == exclusive,
+            })
+            .collect();
+        LabelSchema {
+            template: Some(template.into()),
+            labels,
+        }
+    }
+
+    /// VinDr-Mammo ([`VINDR_MAMMO_FINDINGS`]): the 10 finding categories as box labels
+    /// (hotkeys 1-9, 0; a box with several categories is one annotation per category, same
+    /// box), the six graded ones with a `finding_birads` attribute (BI-RADS 3-5); "No Finding"
+    /// an exclusive image label (its rows have no box); the breast-level assessment as
+    /// breast-scope labels named as the values of `breast_birads` (BI-RADS 1-5) and
+    /// `breast_density` (DENSITY A-D), one of each per breast. Laterality and view
+    /// (L/R, CC/MLO) are image metadata, not labels.
+    pub fn vindr_mammo() -> LabelSchema {
+        let rows: Vec<(&str, LabelScope)> = VINDR_MAMMO_FINDINGS
+            .iter()
+            .map(|&n| {
+                let scope = if n == "No Finding" {
+                    LabelScope::Image
+                } else {
+                    LabelScope::Local
+                };
+                (n, scope)
+            })
+            .chain(
+                VINDR_MAMMO_BREAST_BIRADS
+                    .iter()
+                    .chain(VINDR_MAMMO_BREAST_DENSITY.iter())
+                    .map(|&n| (n, LabelScope::Breast)),
+            )
+            .collect();
+        let mut schema = Self::from_names("vindr-mammo", &rows, "No Finding");
+        for l in &mut schema.labels {
+            if VINDR_MAMMO_GRADED.contains(&l.name.as_str()) {
+                l.attributes.push(LabelAttribute {
+                    name: "finding_birads".into(),
+                    values: VINDR_MAMMO_FINDING_BIRADS.map(String::from).to_vec(),
+                });
+            } else if VINDR_MAMMO_BREAST_BIRADS.contains(&l.name.as_str()) {
+                l.description = "Breast-level BI-RADS assessment (breast_birads)".into();
+            } else if VINDR_MAMMO_BREAST_DENSITY.contains(&l.name.as_str()) {
+                l.description = "Breast density, ACR category (breast_density)".into();
+            }
+        }
+        schema
+    }
+
+    /// VinDr-SpineXR ([`VINDR_SPINEXR_LESIONS`]): the 7 lesion classes as box labels (hotkeys
+    /// 1-7), "No finding" an exclusive image label. A study's views are separate images.
+    pub fn vindr_spinexr() -> LabelSchema {
+        let rows: Vec<(&str, LabelScope)> = VINDR_SPINEXR_LESIONS
+            .iter()
+            .map(|&n| (n, LabelScope::Local))
+            .chain([("No finding", LabelScope::Image)])
+            .collect();
+        Self::from_names("vindr-spinexr", &rows, "No finding")
+    }
+
+    /// PediCXR ([`PEDICXR_FINDINGS`], [`PEDICXR_DISEASES`]): the 36 findings as box labels
+    /// (hotkeys 1-9, 0, a-z), the 15 image-level labels (diseases, "Other disease", "No
+    /// finding" exclusive) without hotkeys; misspellings kept as released, the meant word in
+    /// the description. One reader per image in the release: a `single` workflow.
+    pub fn pedicxr() -> LabelSchema {
+        let rows: Vec<(&str, LabelScope)> = PEDICXR_FINDINGS
+            .iter()
+            .map(|&n| (n, LabelScope::Local))
+            .chain(PEDICXR_DISEASES.iter().map(|&n| (n, LabelScope::Image)))
+            .collect();
+        Self::from_names("pedicxr", &rows, "No finding")
     }
 
     /// Check the schema on its own: names present and unique, colours `#rrggbb`, hotkeys

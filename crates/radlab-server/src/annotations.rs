@@ -198,8 +198,8 @@ pub(crate) async fn put_task_annotations(
 }
 
 /// Annotations checked against the schema and the image: known labels, a box exactly for
-/// box labels, boxes finite, ordered and inside the image, exclusive labels alone, notes of
-/// reasonable length.
+/// box labels, boxes finite, ordered and inside the image, exclusive labels alone (breast-level
+/// labels aside), notes of reasonable length.
 fn check_annotations(
     annotations: &[LayerAnnotation],
     schema: &radlab_labels::schema::LabelSchema,
@@ -222,7 +222,7 @@ fn check_annotations(
             (LabelScope::Local, None) => {
                 return Err(at(format!("{:?} is a box label: give its bbox", a.label)));
             }
-            (LabelScope::Image | LabelScope::Study, Some(_)) => {
+            (LabelScope::Image | LabelScope::Study | LabelScope::Breast, Some(_)) => {
                 return Err(at(format!(
                     "{:?} is an image-level label: it takes no bbox",
                     a.label
@@ -248,7 +248,18 @@ fn check_annotations(
         if a.note.chars().count() > 2000 {
             return Err(at("the note is longer than 2,000 characters".into()));
         }
-        if label.exclusive && annotations.len() > 1 {
+        // A breast-level assessment (BI-RADS, density) may sit beside "No finding".
+        if label.exclusive
+            && annotations
+                .iter()
+                .filter(|o| {
+                    schema
+                        .label(&o.label)
+                        .is_none_or(|l| l.scope != LabelScope::Breast)
+                })
+                .count()
+                > 1
+        {
             return Err(at(format!(
                 "{:?} excludes every other label of the image",
                 a.label

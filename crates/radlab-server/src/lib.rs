@@ -25,6 +25,7 @@
 mod annotations;
 pub mod auth;
 pub mod demo;
+pub mod dicomweb;
 pub mod error;
 pub mod openapi;
 mod projects;
@@ -74,8 +75,11 @@ pub struct AppState {
     pub catalog: Catalog,
     pub config: Arc<ServerConfig>,
     pub limiter: Arc<LoginLimiter>,
-    /// Where uploads go; `None`: the server takes none.
+    /// Where uploads go (and where DICOMweb reads objects from); `None`: the server takes
+    /// none.
     pub uploads: Option<Arc<uploads::Uploads>>,
+    /// Decoded frames, rendered images and metadata answered recently.
+    pub frame_cache: Arc<dicomweb::ByteCache>,
 }
 
 impl AppState {
@@ -85,6 +89,7 @@ impl AppState {
             config: Arc::new(config),
             limiter: Arc::new(LoginLimiter::default()),
             uploads: None,
+            frame_cache: Arc::new(dicomweb::ByteCache::new(256 * 1024 * 1024)),
         }
     }
 
@@ -112,6 +117,19 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/projects/{project}/upload",
             post(uploads::upload).layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
         )
+        .route(
+            "/api/v1/projects/{project}/dicomweb/studies",
+            get(dicomweb::qido_studies)
+                .post(dicomweb::stow)
+                .layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+        )
+        .route(
+            "/api/v1/projects/{project}/dicomweb/studies/{study}",
+            get(dicomweb::retrieve_study)
+                .post(dicomweb::stow_study)
+                .layer(axum::extract::DefaultBodyLimit::max(upload_limit)),
+        )
+        .nest("/api/v1/projects/{project}/dicomweb", dicomweb_routes())
         .route("/api/v1/health", get(health))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route("/api/v1/docs", get(openapi::docs_page))
@@ -175,6 +193,38 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// DICOMweb under `/api/v1/projects/{project}/dicomweb` (see `dicomweb.rs`), beyond the
+/// `/studies` routes that also take STOW-RS bodies.
+fn dicomweb_routes() -> Router<AppState> {
+    use dicomweb as d;
+    let series = "/studies/{study}/series/{series}";
+    let instance = "/studies/{study}/series/{series}/instances/{instance}";
+    Router::new()
+        .route("/series", get(d::qido_all_series))
+        .route("/instances", get(d::qido_all_instances))
+        .route("/studies/{study}/series", get(d::qido_study_series))
+        .route("/studies/{study}/instances", get(d::qido_study_instances))
+        .route("/studies/{study}/metadata", get(d::study_metadata))
+        .route("/studies/{study}/thumbnail", get(d::study_thumbnail))
+        .route(series, get(d::retrieve_series))
+        .route(
+            &format!("{series}/instances"),
+            get(d::qido_series_instances),
+        )
+        .route(&format!("{series}/metadata"), get(d::series_metadata))
+        .route(&format!("{series}/thumbnail"), get(d::series_thumbnail))
+        .route(instance, get(d::retrieve_instance))
+        .route(&format!("{instance}/metadata"), get(d::instance_metadata))
+        .route(&format!("{instance}/rendered"), get(d::instance_rendered))
+        .route(&format!("{instance}/thumbnail"), get(d::instance_thumbnail))
+        .route(&format!("{instance}/frames/{{frames}}"), get(d::frames))
+        .route(
+            &format!("{instance}/frames/{{frames}}/rendered"),
+            get(d::frame_rendered),
+        )
+        .route(&format!("{instance}/bulkdata/{{tag}}"), get(d::bulkdata))
 }
 
 /// Serve the API on `listener` until the process ends.

@@ -21,7 +21,12 @@ fn every_documented_endpoint_is_served_and_guarded() {
             .path
             .replace("{project}", "p1")
             .replace("{task}", "t1")
-            .replace("{split}", "train");
+            .replace("{split}", "train")
+            .replace("{study}", "1.2.3")
+            .replace("{series}", "1.2.3.4")
+            .replace("{instance}", "1.2.3.4.5")
+            .replace("{frames}", "1")
+            .replace("{tag}", "7FE00010");
         let method = ep.method.to_uppercase();
         let r = json(addr, &method, &path, &[], ep.body.unwrap_or(""));
         assert!(

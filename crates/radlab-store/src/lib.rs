@@ -10,12 +10,15 @@
 //!   `api_token_user`): stored hashed, never in clear.
 //! - [`BlobStore`]: original objects keyed by content hash, in a local folder by default
 //!   (behind `object_store`, so S3-compatible stores fit).
+//! - DICOMweb reads (`Catalog::qido_studies`, `qido_series`, `qido_instances`): a project's
+//!   studies, series and instances as QIDO-RS matches them, limited to what the caller sees.
 //! - [`import`]: `radlab import` — discovery of folders and zip files, parallel reading and
 //!   decoding, de-duplication by content and SOP Instance UID, the quarantine list.
 
 mod accounts;
 mod blobs;
 mod catalog;
+mod dicomweb;
 mod error;
 pub mod import;
 mod labels;
@@ -29,6 +32,7 @@ pub use catalog::{
     Backend, Catalog, CatalogCounts, InsertOutcome, InstanceIdentity, InstanceRow, NewInstance,
     QuarantineEntry,
 };
+pub use dicomweb::{InstanceMatch, QidoQuery, SeriesMatch, StudyMatch, Visibility};
 pub use error::{Result, StoreError};
 pub use import::{
     ImportOptions, ImportProgress, ImportSummary, NoProgress, PixelCheck, import_paths,

@@ -1,7 +1,8 @@
 //! Load generator: N readers working at once against an in-process `radlab serve` for a
 //! while, on SQLite or PostgreSQL. Each reader signs in, then loops: list their tasks, start
-//! the next, read its annotations, save them every `--save-every` seconds a few times (one
-//! box more each time), submit, take the next. Prints one JSON object: requests per second,
+//! the next, fetch the image as a viewer does (its WADO-RS metadata, then frame 1 as stored,
+//! `transfer-syntax=*`, as OHIF asks), read its annotations, save them every `--save-every`
+//! seconds a few times (one box more each time), submit, take the next. Prints one JSON object: requests per second,
 //! p50 / p95 / p99 latency per kind of call, errors.
 //!
 //! usage: cargo run --release -p radlab-server --example load -- \
@@ -10,7 +11,6 @@
 //! Needs the shared corpus: its DICOM files that import are the images, each read by 20 of
 //! the readers (an independent workflow, the most it allows), so that every reader has more
 //! tasks than the run lasts.
-//! Frames are not fetched yet: the server has no WADO-RS (issue 5, item 8).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -46,7 +46,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let addr = rt.block_on(async {
+    let (addr, wado) = rt.block_on(async {
         let catalog = Catalog::open(&url).await.unwrap();
         let blobs = BlobStore::local(dir.path().join("blobs")).unwrap();
         radlab_store::import_paths(
@@ -58,12 +58,23 @@ fn main() {
         )
         .await
         .unwrap();
-        let uids: Vec<String> = catalog
-            .list_instances(None)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| r.sop_instance_uid)
+        let instances = catalog.list_instances(None).await.unwrap();
+        let uids: Vec<String> = instances
+            .iter()
+            .map(|r| r.sop_instance_uid.clone())
+            .collect();
+        // Where each image is in the project's DICOMweb, by the image id tasks carry.
+        let wado: BTreeMap<String, String> = instances
+            .iter()
+            .map(|r| {
+                (
+                    radlab_labels::export::vindr_image_id(&r.sop_instance_uid),
+                    format!(
+                        "/api/v1/projects/load/dicomweb/studies/{}/series/{}/instances/{}",
+                        r.study_instance_uid, r.series_instance_uid, r.sop_instance_uid
+                    ),
+                )
+            })
             .collect();
         let owner = add_user(&catalog, "owner", "owner password 1", "user")
             .await
@@ -105,9 +116,13 @@ fn main() {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(radlab_server::serve(
             listener,
-            AppState::new(catalog, ServerConfig::default()),
+            AppState::new(catalog, ServerConfig::default()).with_uploads(
+                blobs,
+                dir.path().join("staging"),
+                64 << 20,
+            ),
         ));
-        addr
+        (addr, Arc::new(wado))
     });
     let samples: Samples = Arc::new(Mutex::new(BTreeMap::new()));
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -117,7 +132,10 @@ fn main() {
         .map(|i| {
             let samples = samples.clone();
             let errors = errors.clone();
-            std::thread::spawn(move || reader(addr, i, deadline, save_every, &samples, &errors))
+            let wado = wado.clone();
+            std::thread::spawn(move || {
+                reader(addr, i, deadline, save_every, &wado, &samples, &errors)
+            })
         })
         .collect();
     for t in threads {
@@ -169,6 +187,7 @@ fn reader(
     i: usize,
     deadline: Instant,
     save_every: f64,
+    wado: &BTreeMap<String, String>,
     samples: &Samples,
     errors: &Mutex<Vec<String>>,
 ) {
@@ -229,6 +248,24 @@ fn reader(
         .is_none()
         {
             continue;
+        }
+        // The viewer opens the image: metadata, then the first frame as stored.
+        if let Some(base) = task["image_id"].as_str().and_then(|id| wado.get(id)) {
+            call("wado metadata", "GET", &format!("{base}/metadata"), &h, "");
+            let accept = [
+                h[0],
+                (
+                    "accept",
+                    "multipart/related; type=\"application/octet-stream\"; transfer-syntax=*",
+                ),
+            ];
+            call(
+                "wado frame",
+                "GET",
+                &format!("{base}/frames/1"),
+                &accept,
+                "",
+            );
         }
         let Some(r) = call(
             "get annotations",

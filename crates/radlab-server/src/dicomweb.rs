@@ -938,7 +938,7 @@ async fn retrieve(
     }
     let mut parts = Vec::with_capacity(found.len());
     for i in &found {
-        let bytes = load(&state, &i.blob_hash).await?;
+        let bytes = part10(load(&state, &i.blob_hash).await?, i);
         parts.push((
             format!(
                 "application/dicom; transfer-syntax={}",
@@ -956,6 +956,58 @@ async fn retrieve(
         format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
     Ok(immutable_response(&headers, &etag, &content_type, body))
 }
+
+/// The object as a PS3.10 file, as `application/dicom` requires: stored Part 10 files as they
+/// are; a file meta group without the preamble gets the preamble; a bare data set (ACR-NEMA
+/// style, catalogued with the transfer syntax it was read in) gets a file meta group saying
+/// so. The data set's bytes are never changed.
+fn part10(bytes: Bytes, i: &InstanceMatch) -> Bytes {
+    if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        return bytes;
+    }
+    let mut out = Vec::with_capacity(bytes.len() + 400);
+    out.extend_from_slice(&[0u8; 128]);
+    if bytes.starts_with(b"DICM") {
+        out.extend_from_slice(&bytes);
+        return Bytes::from(out);
+    }
+    out.extend_from_slice(b"DICM");
+    let mut group = Vec::new();
+    let mut element = |el: u16, vr: &[u8; 2], value: &[u8]| {
+        let mut v = value.to_vec();
+        if v.len() % 2 == 1 {
+            v.push(if vr == b"UI" { 0 } else { b' ' });
+        }
+        group.extend_from_slice(&0x0002u16.to_le_bytes());
+        group.extend_from_slice(&el.to_le_bytes());
+        group.extend_from_slice(vr);
+        if vr == b"OB" {
+            group.extend_from_slice(&[0, 0]);
+            group.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        } else {
+            group.extend_from_slice(&(v.len() as u16).to_le_bytes());
+        }
+        group.extend_from_slice(&v);
+    };
+    element(0x0001, b"OB", &[0, 1]);
+    element(0x0002, b"UI", i.sop_class_uid.as_bytes());
+    element(0x0003, b"UI", i.sop_instance_uid.as_bytes());
+    element(0x0010, b"UI", i.transfer_syntax_uid.as_bytes());
+    element(0x0012, b"UI", IMPLEMENTATION_CLASS_UID.as_bytes());
+    element(0x0013, b"SH", b"RADLAB");
+    out.extend_from_slice(&0x0002u16.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out.extend_from_slice(b"UL");
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&(group.len() as u32).to_le_bytes());
+    out.extend_from_slice(&group);
+    out.extend_from_slice(&bytes);
+    Bytes::from(out)
+}
+
+/// Our Implementation Class UID (a `2.25.` UID derived from the name), in file meta groups we
+/// write.
+const IMPLEMENTATION_CLASS_UID: &str = "2.25.231420880129586473413434412906405052283";
 
 pub(crate) async fn retrieve_study(
     State(state): State<AppState>,

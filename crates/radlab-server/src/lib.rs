@@ -20,13 +20,15 @@
 //!   administrators only.
 //! - Projects, schemas, members, images: see `projects.rs`; workflows, assignment and
 //!   tasks: see `tasks.rs`; annotations through tasks and the blinding rules: see
-//!   `annotations.rs`.
+//!   `annotations.rs`; long jobs (imports, label exports, fusion) in a queue in the
+//!   database, run by workers of every server: see `jobs.rs`.
 
 mod annotations;
 pub mod auth;
 pub mod demo;
 pub mod dicomweb;
 pub mod error;
+pub mod jobs;
 pub mod openapi;
 mod projects;
 mod tasks;
@@ -80,6 +82,8 @@ pub struct AppState {
     pub uploads: Option<Arc<uploads::Uploads>>,
     /// Decoded frames, rendered images and metadata answered recently.
     pub frame_cache: Arc<dicomweb::ByteCache>,
+    /// This server's side of the job queue (how many workers, their wake-up).
+    pub jobs: Arc<jobs::JobQueue>,
 }
 
 impl AppState {
@@ -90,7 +94,15 @@ impl AppState {
             limiter: Arc::new(LoginLimiter::default()),
             uploads: None,
             frame_cache: Arc::new(dicomweb::ByteCache::new(256 * 1024 * 1024)),
+            jobs: Arc::new(jobs::JobQueue::new(jobs::JobConfig::default())),
         }
+    }
+
+    /// Run jobs as `config` says (by default a server runs none; `radlab serve` runs one
+    /// at a time). The workers start with [`serve`], and only with a blob store.
+    pub fn with_jobs(mut self, config: jobs::JobConfig) -> Self {
+        self.jobs = Arc::new(jobs::JobQueue::new(config));
+        self
     }
 
     /// Take uploads into `blobs`, staging files in `staging`, up to `max_bytes` each.
@@ -190,6 +202,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/projects/{project}/annotations",
             get(annotations::project_annotations),
         )
+        .route("/api/v1/jobs", get(jobs::list).post(jobs::create))
+        .route("/api/v1/jobs/{job}", get(jobs::get))
+        .route("/api/v1/jobs/{job}/result", get(jobs::result))
+        .route("/api/v1/jobs/{job}/cancel", post(jobs::cancel))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -227,8 +243,10 @@ fn dicomweb_routes() -> Router<AppState> {
         .route(&format!("{instance}/bulkdata/{{tag}}"), get(d::bulkdata))
 }
 
-/// Serve the API on `listener` until the process ends.
+/// Serve the API on `listener` until the process ends; the job workers of `state` run
+/// beside it.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let _workers = jobs::spawn_workers(&state);
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),

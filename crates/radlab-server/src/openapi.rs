@@ -404,6 +404,43 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "WADO-RS: a top-level element's value (the BulkDataURIs of metadata); encapsulated Pixel Data as its frames.",
         None,
     ),
+    e(
+        "post",
+        "/api/v1/jobs",
+        "signed in (import: site administrator; export_labels, fuse: project owner)",
+        "Queue a job (202): import {paths, project?, split?} of server-side folders; export_labels {format: kaggle|vindr|submission, layer?} of a project's annotations; fuse {iou_thr, quorum?, skip_box_thr?, conf_type?} of its readers (WBF). Run by a worker of any server on the database.",
+        Some(
+            r#"{"kind": "import", "project": "vindr-cxr", "params": {"paths": ["/data/incoming/cxr"], "split": "train"}}"#,
+        ),
+    ),
+    e(
+        "get",
+        "/api/v1/jobs",
+        "signed in",
+        "The caller's jobs, newest first (administrators: every job); offset, limit.",
+        None,
+    ),
+    e(
+        "get",
+        "/api/v1/jobs/{job}",
+        "its maker, owners of its project, site administrator",
+        "A job: state (queued, running, done, failed, cancelled), progress (done of total, message), result.",
+        None,
+    ),
+    e(
+        "get",
+        "/api/v1/jobs/{job}/result",
+        "its maker, owners of its project, site administrator",
+        "The result file of a done export_labels or fuse job (text/csv); 409 before it is done.",
+        None,
+    ),
+    e(
+        "post",
+        "/api/v1/jobs/{job}/cancel",
+        "its maker, owners of its project, site administrator",
+        "Cancel a queued job, or ask a running one to stop at its next progress report; 409 once finished.",
+        None,
+    ),
 ];
 
 /// The OpenAPI 3.1 document.

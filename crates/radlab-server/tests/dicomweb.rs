@@ -395,9 +395,24 @@ fn dicomweb_works(url: &str, corpus: &Corpus) {
         );
         assert_eq!((again.status, again.body.len()), (304, 0));
 
-        // The instance, byte for byte, single part with ranges, and multipart.
+        // The instance, byte for byte, single part with ranges, and multipart. A bare data
+        // set (ACR-NEMA style) goes out as a PS3.10 file: preamble, file meta, its bytes.
         let r = get(addr, &owner, &base, &[("accept", "application/dicom")]);
         assert_eq!(r.status, 200);
+        let part10 = original.len() > 132 && &original[128..132] == b"DICM";
+        let original = if part10 {
+            original
+        } else {
+            assert_eq!(&r.body[128..132], b"DICM", "{uid}: a Part 10 file");
+            assert!(r.body.ends_with(&original), "{uid}: the data set unchanged");
+            let meta = radlab_dicom::DicomFile::from_bytes(&r.body).unwrap();
+            assert_eq!(meta.transfer_syntax(), file.transfer_syntax());
+            assert_eq!(
+                radlab_dicom::InstanceInfo::from_file(&meta).sop_instance_uid,
+                *uid
+            );
+            r.body.clone()
+        };
         assert_eq!(r.body, original, "{uid}: the stored object");
         let r = get(
             addr,
@@ -835,4 +850,87 @@ fn dicomweb_on_postgres() {
         return;
     };
     dicomweb_works(&db.url, &corpus);
+}
+
+/// dicomweb-client (a third-party DICOMweb library) searches, reads metadata, instances,
+/// frames in three forms and rendered images, and stores an object; everything compared with
+/// the original files as pydicom reads them (tests/reference/dicomweb_client_check.py).
+#[test]
+fn a_third_party_dicomweb_client_reads_and_stores() {
+    let Some(corpus) = corpus("server_dicomweb_client") else {
+        return;
+    };
+    let Some(python) =
+        radlab_testkit::reference_python_with("server_dicomweb_client", "dicomweb_client")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = radlab_store::BlobStore::local(dir.path().join("blobs")).unwrap();
+    let staging = dir.path().join("staging");
+    let (addr, catalog) = start_with(&sqlite_url(&dir), ServerConfig::default(), |s| {
+        s.with_uploads(blobs.clone(), staging.clone(), 20_000_000)
+    });
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(corpus.path("dicom/cxr"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    paths.extend(OTHERS.iter().map(|p| corpus.path(p)));
+    block_on(async {
+        add_user(&catalog, "owner", "owner password 1", "user")
+            .await
+            .unwrap();
+        radlab_store::import_paths(
+            &catalog,
+            &blobs,
+            &paths,
+            &radlab_store::ImportOptions::default(),
+            std::sync::Arc::new(radlab_store::NoProgress),
+        )
+        .await
+        .unwrap();
+    });
+    let owner = login(addr, "owner");
+    assert_eq!(
+        post(
+            addr,
+            &owner,
+            "/api/v1/projects",
+            r#"{"project_id":"cxr","template":"vindr-cxr"}"#
+        )
+        .status,
+        201
+    );
+    let r = post(
+        addr,
+        &owner,
+        "/api/v1/projects/cxr/images",
+        r#"{"all":true,"split":"train"}"#,
+    );
+    assert_eq!(r.status, 200);
+    let token = post(addr, &owner, "/api/v1/tokens", r#"{"name":"client"}"#).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let out = std::process::Command::new(python)
+        .arg(radlab_testkit::repo_root().join("tests/reference/dicomweb_client_check.py"))
+        .arg(format!("http://{addr}{ROOT}"))
+        .arg(&token)
+        .arg(serde_json::to_string(&files).unwrap())
+        .arg(corpus.path("dicom/other/pydicom_CT_small.dcm"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dicomweb-client: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    eprintln!("dicomweb-client checked: {report}");
+    assert_eq!(report["instances"].as_u64(), Some(files.len() as u64));
+    assert_eq!(report["frames_decoded"].as_u64(), Some(files.len() as u64));
+    assert!(report["frames_by_media_type"].as_u64().unwrap() >= 4);
+    assert_eq!(report["stored"].as_u64(), Some(1));
 }

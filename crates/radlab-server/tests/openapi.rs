@@ -21,6 +21,7 @@ fn every_documented_endpoint_is_served_and_guarded() {
             .path
             .replace("{project}", "p1")
             .replace("{task}", "t1")
+            .replace("{job}", "j1")
             .replace("{split}", "train")
             .replace("{study}", "1.2.3")
             .replace("{series}", "1.2.3.4")

@@ -366,6 +366,71 @@ fn flow(url: &str, backend: &str, corpus: &radlab_testkit::Corpus) {
             .unwrap()
             .contains("annotators")
     );
+    progress_matches_lists(addr, &owner, backend);
+}
+
+/// The progress's counts (kept by the store as images and tasks are added, assigned,
+/// moved, started, submitted, reviewed and un-assigned) against the images and tasks as
+/// listed.
+fn progress_matches_lists(addr: SocketAddr, owner: &User, backend: &str) {
+    let p = json(addr, "GET", "/api/v1/projects/cxr/progress", &owner.h(), "").json();
+    let tasks = json(addr, "GET", "/api/v1/projects/cxr/tasks", &owner.h(), "").json();
+    let mut want: BTreeMap<String, [i64; 3]> = BTreeMap::new();
+    for t in tasks["tasks"].as_array().unwrap() {
+        let e = want
+            .entry(t["username"].as_str().unwrap().to_string())
+            .or_default();
+        match t["state"].as_str().unwrap() {
+            "NEW" => e[0] += 1,
+            "IN_PROGRESS" => e[1] += 1,
+            _ => e[2] += 1,
+        }
+    }
+    let got: BTreeMap<String, [i64; 3]> = p["readers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let n = |k: &str| r[k].as_i64().unwrap();
+            (
+                r["username"].as_str().unwrap().to_string(),
+                [n("new"), n("in_progress"), n("submitted")],
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "{backend}: tasks by reader and state");
+    let images = json(
+        addr,
+        "GET",
+        "/api/v1/projects/cxr/images?limit=1000",
+        &owner.h(),
+        "",
+    )
+    .json();
+    let mut want: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for i in images["images"].as_array().unwrap() {
+        *want
+            .entry((
+                i["split"].as_str().unwrap().to_string(),
+                i["state"].as_str().unwrap().to_string(),
+            ))
+            .or_default() += 1;
+    }
+    let got: BTreeMap<(String, String), i64> = p["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                (
+                    i["split"].as_str().unwrap().to_string(),
+                    i["state"].as_str().unwrap().to_string(),
+                ),
+                i["images"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "{backend}: images by split and state");
 }
 
 #[test]

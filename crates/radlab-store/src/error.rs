@@ -12,6 +12,9 @@ pub enum StoreError {
     Blob(String),
     #[error("{path}: {message}")]
     Source { path: String, message: String },
+    /// The work was cancelled (an import whose progress said so).
+    #[error("cancelled")]
+    Cancelled,
 }
 
 impl From<sqlx::Error> for StoreError {

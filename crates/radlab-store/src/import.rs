@@ -101,10 +101,15 @@ impl ImportSummary {
     }
 }
 
-/// Progress callbacks for a UI (the CLI shows a progress bar).
+/// Progress callbacks for a UI (the CLI shows a progress bar; a server job records them).
 pub trait ImportProgress: Send + Sync {
     fn started(&self, _total_files: u64) {}
     fn file_done(&self, _display: &str) {}
+    /// True once the import should stop (a cancelled job): no more files are read, what was
+    /// written stays catalogued, and the import ends with [`StoreError::Cancelled`].
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// No progress display.
@@ -396,6 +401,7 @@ pub async fn import_sources(
     let skip_known = options.skip_known;
     let check = options.check;
     let producer_known = known.clone();
+    let producer_progress = progress.clone();
     let producer = std::thread::spawn(move || {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -405,6 +411,9 @@ pub async fn import_sources(
         pool.install(|| {
             use rayon::prelude::*;
             sources.par_iter().for_each_with(tx, |tx, source| {
+                if tx.is_closed() || producer_progress.cancelled() {
+                    return;
+                }
                 let (prepared, size) = prepare(source, &producer_known, skip_known, check);
                 // The receiver only goes away when the writer failed; stop quietly then.
                 let _ = tx.blocking_send((prepared, size, source.display.clone()));
@@ -451,8 +460,27 @@ pub async fn import_sources(
             )
             .await?;
         }
+        if progress.cancelled() {
+            break;
+        }
     }
-    match producer.join() {
+    drop(rx);
+    let joined = producer.join();
+    if progress.cancelled() {
+        // The run's row says how far it got; what was written stays catalogued.
+        catalog
+            .finish_import(
+                &import_id,
+                summary.files_seen,
+                summary.imported,
+                summary.already_present,
+                0,
+            )
+            .await?;
+        tracing::info!(import_id, imported = summary.imported, "import cancelled");
+        return Err(StoreError::Cancelled);
+    }
+    match joined {
         Ok(result) => result?,
         Err(_) => {
             return Err(StoreError::Config(

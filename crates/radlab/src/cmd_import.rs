@@ -114,7 +114,8 @@ pub(crate) fn catalog_instances(cli: &Cli) -> Result<Vec<radlab_store::InstanceR
 
 async fn open_stores(cli: &Cli) -> Result<(Catalog, BlobStore)> {
     let catalog = Catalog::open(&cli.db_url()).await?;
-    let blobs = BlobStore::local(cli.store_dir())?;
+    let blobs = cli.blob_store()?;
+    blobs.check().await?;
     Ok((catalog, blobs))
 }
 

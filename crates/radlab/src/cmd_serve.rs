@@ -31,9 +31,16 @@ pub struct ServeArgs {
     /// The largest DICOM file an upload may carry, in MB.
     #[arg(long, default_value_t = 512)]
     max_upload_mb: usize,
+    /// How many jobs (imports, label exports, fusion) this server runs at once; 0: it runs
+    /// none and leaves the jobs it queues to the other servers on the same database.
+    #[arg(long, default_value_t = 1)]
+    job_workers: usize,
 }
 
 pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
+    if args.job_workers > 64 {
+        bail!("--job-workers {} must be 0 to 64", args.job_workers);
+    }
     if !(1..=24 * 30).contains(&args.session_hours) {
         bail!("--session-hours {} must be 1 to 720", args.session_hours);
     }
@@ -81,6 +88,10 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
                 "no accounts yet: make the first administrator with `radlab user add NAME --admin`"
             );
         }
+        // An S3 store that cannot be reached fails here, before the server says it is up.
+        let blobs = cli.blob_store()?;
+        blobs.check().await?;
+        tracing::info!(store = blobs.location(), "blob store");
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -88,7 +99,6 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         println!("the API and its documentation: http://{address}/api/v1/docs");
         // Tests and scripts read this line for the port when --listen asks for port 0.
         println!("radlab serving on http://{address}/api/v1/health");
-        let blobs = radlab_store::BlobStore::local(cli.store_dir())?;
         let state = AppState::new(
             catalog,
             ServerConfig {
@@ -100,7 +110,11 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
             blobs,
             cli.data_dir.join(".upload-staging"),
             args.max_upload_mb.saturating_mul(1024 * 1024),
-        );
+        )
+        .with_jobs(radlab_server::jobs::JobConfig {
+            workers: args.job_workers,
+            ..Default::default()
+        });
         radlab_server::serve(listener, state)
             .await
             .context("the server stopped")?;

@@ -32,9 +32,11 @@ pub struct Cli {
     /// Catalog database: sqlite://PATH (default: DATA_DIR/catalog.db) or postgres://...
     #[arg(long, global = true, env = "RADLAB_DB")]
     db: Option<String>,
-    /// Blob store folder (default: DATA_DIR/blobs).
-    #[arg(long, global = true, env = "RADLAB_STORE")]
-    store: Option<PathBuf>,
+    /// Blob store: a folder, file://PATH, or s3://BUCKET[/PREFIX] on AWS S3 or any
+    /// S3-compatible server (settings from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP). Default: DATA_DIR/blobs.
+    #[arg(long, global = true, env = "RADLAB_STORE", value_name = "DIR|URL")]
+    store: Option<String>,
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -85,10 +87,13 @@ impl Cli {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("catalog.db").display()))
     }
 
-    pub fn store_dir(&self) -> PathBuf {
-        self.store
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("blobs"))
+    /// The blob store of `--store` (default: the data folder's `blobs`). An S3 store is only
+    /// configured here; [`radlab_store::BlobStore::check`] reaches it.
+    pub fn blob_store(&self) -> anyhow::Result<radlab_store::BlobStore> {
+        Ok(match self.store.as_deref() {
+            Some(store) if !store.is_empty() => radlab_store::BlobStore::open(store)?,
+            _ => radlab_store::BlobStore::local(self.data_dir.join("blobs"))?,
+        })
     }
 }
 

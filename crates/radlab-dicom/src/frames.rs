@@ -133,3 +133,88 @@ pub fn decoded_frame(file: &DicomFile, index: u32) -> Result<FrameBytes> {
         transfer_syntax: EXPLICIT_VR_LITTLE_ENDIAN.to_string(),
     })
 }
+
+/// Where the fragments of frame `index` of an encapsulated Pixel Data lie in `bytes`, a whole
+/// Part 10 file, found without parsing the data set (for WADO-RS, which serves frames as
+/// stored from the file as it was catalogued). `frames` is the object's Number of Frames.
+/// `None` when the file is not encapsulated, does not walk cleanly (see
+/// [`crate::pixel_data_span`]), or maps fragments to frames in a way only a full parse
+/// resolves (several fragments per frame without an offset table): use [`stored_frame`]
+/// then.
+pub fn stored_frame_ranges(
+    bytes: &[u8],
+    frames: u32,
+    index: u32,
+) -> Option<Vec<std::ops::Range<usize>>> {
+    let span = crate::pixel_data_span(bytes)?;
+    let el = bytes.get(span.clone())?;
+    // (7FE0,0010) OB (OW in some writers), reserved, undefined length: encapsulated,
+    // explicit VR little endian.
+    if el.len() < 12
+        || el[..4] != [0xE0, 0x7F, 0x10, 0x00]
+        || !matches!(&el[4..6], b"OB" | b"OW")
+        || el[8..12] != [0xFF; 4]
+    {
+        return None;
+    }
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let mut at = span.start + 12;
+    let mut offsets = Vec::new();
+    let mut fragments = Vec::new();
+    let mut first = true;
+    loop {
+        let group_element = (
+            u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?),
+            u16::from_le_bytes(bytes.get(at + 2..at + 4)?.try_into().ok()?),
+        );
+        let len = u32_at(at + 4)? as usize;
+        at += 8;
+        match group_element {
+            (0xFFFE, 0xE0DD) => break,
+            (0xFFFE, 0xE000) => {
+                let end = at.checked_add(len)?;
+                if end > span.end {
+                    return None;
+                }
+                if first {
+                    if !len.is_multiple_of(4) {
+                        return None;
+                    }
+                    offsets = (0..len / 4)
+                        .map(|k| u32_at(at + 4 * k))
+                        .collect::<Option<Vec<u32>>>()?;
+                    first = false;
+                } else {
+                    fragments.push(at..end);
+                }
+                at = end;
+            }
+            _ => return None,
+        }
+    }
+    let (frames, index) = (frames.max(1) as usize, index as usize);
+    if index >= frames || fragments.is_empty() {
+        return None;
+    }
+    if frames == 1 {
+        return Some(fragments);
+    }
+    if fragments.len() == frames {
+        return Some(vec![fragments[index].clone()]);
+    }
+    if offsets.len() == frames {
+        // Offsets count from the first fragment item's tag, 8 header bytes per item.
+        let base = fragments[0].start - 8;
+        let lo = offsets[index] as usize;
+        let hi = offsets.get(index + 1).map_or(usize::MAX, |v| *v as usize);
+        let picked: Vec<_> = fragments
+            .iter()
+            .filter(|f| (f.start - 8 - base) >= lo && (f.start - 8 - base) < hi)
+            .cloned()
+            .collect();
+        return (!picked.is_empty()).then_some(picked);
+    }
+    None
+}

@@ -50,7 +50,9 @@ pub use display::{
     VoiFunction, Window, auto_window, min_max_window, render_frame,
 };
 pub use error::{DicomError, Result};
-pub use frames::{EXPLICIT_VR_LITTLE_ENDIAN, FrameBytes, decoded_frame, stored_frame};
+pub use frames::{
+    EXPLICIT_VR_LITTLE_ENDIAN, FrameBytes, decoded_frame, stored_frame, stored_frame_ranges,
+};
 pub use info::{ImageAttributes, InstanceInfo};
 pub use json::{JsonOptions, dicom_json};
 pub use lengths::{MAX_SEQUENCE_DEPTH, pixel_data_span};

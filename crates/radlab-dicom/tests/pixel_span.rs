@@ -62,3 +62,52 @@ fn the_bytes_around_the_pixel_data_span_are_the_object_without_its_pixels() {
         "only {with_span} of {checked} files have a span"
     );
 }
+
+/// `stored_frame_ranges` (fragments found without parsing, for WADO-RS) gives, for every
+/// frame of every encapsulated corpus file where it answers, the bytes `stored_frame` gives
+/// after a full parse; it answers for every single-frame encapsulated file.
+#[test]
+fn frames_cut_without_parsing_equal_frames_after_a_full_parse() {
+    let Some(corpus) = corpus("stored_frame_ranges") else {
+        return;
+    };
+    let (mut answered, mut single_frame) = (0, 0);
+    for row in corpus.dicom_rows() {
+        let bytes = std::fs::read(corpus.path(&row.path)).unwrap();
+        let Ok(file) = DicomFile::from_bytes(&bytes) else {
+            continue;
+        };
+        let Some(pixel) = file.object().get(tags::PIXEL_DATA) else {
+            continue;
+        };
+        if !matches!(pixel.value(), Value::PixelSequence(_)) || pixel_data_span(&bytes).is_none() {
+            continue;
+        }
+        let frames = radlab_dicom::InstanceInfo::from_file(&file)
+            .image
+            .map_or(1, |i| i.frames.max(1));
+        for n in 0..frames {
+            let Ok(full) = radlab_dicom::stored_frame(&file, n) else {
+                continue;
+            };
+            match radlab_dicom::stored_frame_ranges(&bytes, frames, n) {
+                Some(ranges) => {
+                    let cut: Vec<u8> = ranges
+                        .iter()
+                        .flat_map(|r| bytes[r.clone()].to_vec())
+                        .collect();
+                    assert_eq!(cut, full.bytes, "{} frame {}", row.path, n + 1);
+                    answered += 1;
+                }
+                None => assert!(frames > 1, "{}: a single frame is always cut", row.path),
+            }
+        }
+        if frames == 1 {
+            single_frame += 1;
+        }
+    }
+    assert!(
+        answered >= 10 && single_frame >= 5,
+        "{answered} frames, {single_frame} files"
+    );
+}

@@ -543,6 +543,65 @@ fn frame_form(accept: &str, ts: &str) -> Result<(FrameForm, bool), ApiError> {
 }
 
 // ---------------------------------------------------------------------------------------
+// CORS, for a viewer served from another origin
+// ---------------------------------------------------------------------------------------
+
+/// CORS on the DICOMweb paths for the origins of `--cors-origin`: preflights (OPTIONS)
+/// answered here, before authentication; other answers get the allow headers. Requests from
+/// other origins, and every other path, pass through untouched (the browser then refuses
+/// to hand the answer to the page).
+pub(crate) async fn cors(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let allowed = origin.filter(|o| {
+        request.uri().path().contains("/dicomweb")
+            && state.config.cors_origins.iter().any(|a| a == o)
+    });
+    let Some(origin) = allowed else {
+        return next.run(request).await;
+    };
+    let preflight = request.method() == axum::http::Method::OPTIONS;
+    let mut response = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+    }
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("etag, content-range, content-length, content-type"),
+    );
+    if preflight {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(
+                "authorization, accept, content-type, range, if-none-match, if-range",
+            ),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+    }
+    response
+}
+
+// ---------------------------------------------------------------------------------------
 // QIDO-RS
 // ---------------------------------------------------------------------------------------
 
@@ -1327,6 +1386,44 @@ pub(crate) async fn frames(
     }
     let bytes = load(&state, &i.blob_hash).await?;
     let ts = i.transfer_syntax_uid.clone();
+    // Compressed frames as stored are cut out of the file without parsing it (the first
+    // frame a viewer asks for comes sooner); anything unusual takes the full parse below.
+    if let FrameForm::Stored(t) = &form {
+        let ranges: Option<Vec<_>> = numbers
+            .iter()
+            .map(|n| radlab_dicom::stored_frame_ranges(&bytes, i.frames.max(1) as u32, n - 1))
+            .collect();
+        if let (Some(ranges), Some(_)) = (ranges, bitstream_type(&ts)) {
+            let content_type = format!("{t}; transfer-syntax={ts}");
+            let mut parts: Vec<(String, Bytes)> = ranges
+                .into_iter()
+                .map(|frame| {
+                    let body = match frame.as_slice() {
+                        [one] => bytes.slice(one.clone()),
+                        many => Bytes::from(
+                            many.iter()
+                                .flat_map(|r| bytes[r.clone()].iter().copied())
+                                .collect::<Vec<u8>>(),
+                        ),
+                    };
+                    (content_type.clone(), body)
+                })
+                .collect();
+            let (content_type, body) = if multi {
+                let (boundary, body) = multipart(&etag, &parts);
+                (
+                    format!("multipart/related; type=\"{t}\"; boundary={boundary}"),
+                    body,
+                )
+            } else {
+                parts.pop().expect("one frame")
+            };
+            state
+                .frame_cache
+                .put(etag.clone(), content_type.clone(), body.clone());
+            return Ok(immutable_response(&headers, &etag, &content_type, body));
+        }
+    }
     let etag2 = etag.clone();
     let (content_type, body) = blocking(move || {
         let file = parse(&bytes, "frames")?;

@@ -60,6 +60,10 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
     /// How long a session lasts.
     pub session_hours: i64,
+    /// Web origins (`https://viewer.example.org`) allowed to call DICOMweb from a browser
+    /// page of theirs (an OHIF served elsewhere), with an API token: CORS for the
+    /// `/dicomweb` paths only. Empty: same origin only.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +71,7 @@ impl Default for ServerConfig {
         ServerConfig {
             secure_cookies: false,
             session_hours: 12,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -208,6 +213,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{job}/cancel", post(jobs::cancel))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            dicomweb::cors,
+        ))
         .with_state(state)
 }
 

@@ -268,6 +268,7 @@ fn secure_cookies_behind_tls() {
         ServerConfig {
             secure_cookies: true,
             session_hours: 1,
+            ..ServerConfig::default()
         },
     );
     block_on(async {

@@ -868,7 +868,11 @@ fn a_third_party_dicomweb_client_reads_and_stores() {
     let dir = tempfile::tempdir().unwrap();
     let blobs = radlab_store::BlobStore::local(dir.path().join("blobs")).unwrap();
     let staging = dir.path().join("staging");
-    let (addr, catalog) = start_with(&sqlite_url(&dir), ServerConfig::default(), |s| {
+    let config = ServerConfig {
+        cors_origins: vec!["http://viewer.example".into()],
+        ..ServerConfig::default()
+    };
+    let (addr, catalog) = start_with(&sqlite_url(&dir), config, |s| {
         s.with_uploads(blobs.clone(), staging.clone(), 20_000_000)
     });
     let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(corpus.path("dicom/cxr"))
@@ -928,6 +932,72 @@ fn a_third_party_dicomweb_client_reads_and_stores() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // A viewer page from an allowed origin (--cors-origin): its preflight is answered
+    // without credentials, its requests with a token get the allow headers; another origin
+    // gets none; other paths get none.
+    let studies = format!("{ROOT}/studies");
+    let preflight = http(
+        addr,
+        "OPTIONS",
+        &studies,
+        &[
+            ("origin", "http://viewer.example"),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "authorization"),
+        ],
+        b"",
+    );
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("http://viewer.example")
+    );
+    assert!(
+        preflight
+            .header("access-control-allow-headers")
+            .unwrap()
+            .contains("authorization")
+    );
+    let bearer = format!("Bearer {token}");
+    let r = http(
+        addr,
+        "GET",
+        &studies,
+        &[
+            ("origin", "http://viewer.example"),
+            ("authorization", &bearer),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://viewer.example")
+    );
+    assert!(
+        r.header("access-control-expose-headers")
+            .unwrap()
+            .contains("etag")
+    );
+    let r = http(
+        addr,
+        "GET",
+        &studies,
+        &[
+            ("origin", "http://elsewhere.example"),
+            ("authorization", &bearer),
+        ],
+        b"",
+    );
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    let r = http(
+        addr,
+        "OPTIONS",
+        "/api/v1/projects",
+        &[("origin", "http://viewer.example")],
+        b"",
+    );
+    assert_eq!(r.header("access-control-allow-origin"), None);
     eprintln!("dicomweb-client checked: {report}");
     assert_eq!(report["instances"].as_u64(), Some(files.len() as u64));
     assert_eq!(report["frames_decoded"].as_u64(), Some(files.len() as u64));

@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// The largest DICOM file an upload may carry, in MB.
     #[arg(long, default_value_t = 512)]
     max_upload_mb: usize,
+    /// A web origin (e.g. https://viewer.example.org) whose pages may call the projects'
+    /// DICOMweb with an API token (CORS): an OHIF viewer served from elsewhere. Repeatable.
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
     /// How many jobs (imports, label exports, fusion) this server runs at once; 0: it runs
     /// none and leaves the jobs it queues to the other servers on the same database.
     #[arg(long, default_value_t = 1)]
@@ -104,6 +108,7 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
             ServerConfig {
                 secure_cookies: args.secure_cookies,
                 session_hours: args.session_hours,
+                cors_origins: args.cors_origins.clone(),
             },
         )
         .with_uploads(

@@ -29,7 +29,7 @@ END = "<!-- bench/scale.py end -->"
 QUERIES = [
     ("worklist_first_page_ms", "worklist, first page (`GET /api/v1/tasks?project=`)"),
     ("worklist_new_ms", "worklist, first page of NEW tasks (`&state=NEW`)"),
-    ("worklist_deep_page_ms", "worklist, last page (`&offset=`{deep})"),
+    ("worklist_deep_page_ms", "worklist, last page (`&offset={deep}`)"),
     ("progress_ms", "progress (`GET /api/v1/projects/{id}/progress`)"),
 ]
 
@@ -85,7 +85,7 @@ def main():
 
     first = results["SQLite"][0]
     lines = [
-        "## A project of the seed's raw pool: 100,000 images, 17 readers",
+        f"## A project of the seed's raw pool: {IMAGES:,} images, {READERS} readers",
         "",
         f"`bench/scale.py`: a project of {IMAGES:,} images and {READERS} annotators on each "
         f"catalog, driven through the HTTP API of an in-process `radlab serve` (release build) "

@@ -332,24 +332,26 @@ pub(crate) async fn progress(
         .map(|(split, st, n)| serde_json::json!({"split": split, "state": st, "images": n}))
         .collect();
     let readers = state.catalog.reader_progress(&project).await?;
-    // Agreement over the images whose readers have all submitted.
-    let (all, _) = state
+    // Agreement over the images whose readers have all submitted: only those images, their
+    // annotations and their submitted reading tasks are read (nothing while none is read).
+    let read: std::collections::HashSet<String> = state
         .catalog
-        .project_images(&project, None, 0, i64::MAX)
-        .await?;
-    let read: std::collections::HashSet<String> = all
-        .into_iter()
-        .filter(|i| i.state == "in_review" || i.state == "done")
-        .map(|i| i.image_id)
-        .collect();
-    let rows: Vec<radlab_labels::Annotation> = state
-        .catalog
-        .annotations(&project, &[radlab_store::Layer::Reader])
+        .read_images(&project)
         .await?
         .into_iter()
-        .map(|(_, a)| a)
-        .filter(|a| read.contains(&a.image_id))
         .collect();
+    let mut rows: Vec<radlab_labels::Annotation> = if read.is_empty() {
+        Vec::new()
+    } else {
+        state
+            .catalog
+            .annotations(&project, &[radlab_store::Layer::Reader])
+            .await?
+            .into_iter()
+            .map(|(_, a)| a)
+            .filter(|a| read.contains(&a.image_id))
+            .collect()
+    };
     let schema = crate::projects::project_schema(&state, &project).await?;
     let names: Vec<&str> = schema.labels.iter().map(|l| l.name.as_str()).collect();
     let boxes: Vec<&str> = schema
@@ -360,24 +362,21 @@ pub(crate) async fn progress(
         .collect();
     // A reader who submitted an empty layer rated every label absent on that image: a row
     // without a label stands for them, so they count as a rater and as a reader with no box.
-    let mut rows = rows;
     let mut has_rows: std::collections::HashSet<(String, String)> = rows
         .iter()
         .map(|a| (a.image_id.clone(), a.reader.clone().unwrap_or_default()))
         .collect();
-    for t in state.catalog.project_tasks(&project, None).await? {
-        if t.kind == "reading"
-            && t.state == "SUBMITTED"
-            && read.contains(&t.image_id)
-            && has_rows.insert((t.image_id.clone(), t.username.clone()))
-        {
-            rows.push(radlab_labels::Annotation {
-                image_id: t.image_id,
-                reader: Some(t.username),
-                label: String::new(),
-                bbox: None,
-                score: None,
-            });
+    if !read.is_empty() {
+        for (image_id, username) in state.catalog.submitted_readings(&project).await? {
+            if has_rows.insert((image_id.clone(), username.clone())) {
+                rows.push(radlab_labels::Annotation {
+                    image_id,
+                    reader: Some(username),
+                    label: String::new(),
+                    bbox: None,
+                    score: None,
+                });
+            }
         }
     }
     let marks = radlab_metrics::readers::marks_of_annotations(&rows);

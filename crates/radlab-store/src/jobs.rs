@@ -186,6 +186,9 @@ impl Catalog {
         params: &str,
         created_by: &str,
     ) -> Result<Job> {
+        // Written and read back in one transaction: the answer is the job as queued, before
+        // any server's worker can take it.
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO jobs (job_id, kind, project_id, params, state, cancel_requested, done, \
              total, message, result, result_blob, created_by, created_at, started_at, \
@@ -198,10 +201,17 @@ impl Catalog {
         .bind(params)
         .bind(created_by)
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.job(job_id)
-            .await?
+        let sql = format!("SELECT {COLUMNS} WHERE j.job_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(job_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        row.as_ref()
+            .map(job_of)
+            .transpose()?
             .ok_or_else(|| StoreError::Database(format!("job {job_id} vanished once queued")))
     }
 

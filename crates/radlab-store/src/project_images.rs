@@ -95,24 +95,35 @@ impl Catalog {
                 rows
             }
             ImageSelection::Instances(uids) => {
+                // Looked up 1,000 at a time; the first one missing (in the order given) is
+                // the error.
+                let wanted: Vec<&String> = {
+                    let mut seen = std::collections::HashSet::new();
+                    uids.iter().filter(|u| seen.insert(*u)).collect()
+                };
                 let mut rows = Vec::new();
-                for uid in uids {
-                    let row = sqlx::query(
-                        "SELECT sop_instance_uid FROM instances WHERE sop_instance_uid = $1 \
-                         AND ($2 = '' OR modality = $2)",
-                    )
-                    .bind(uid)
-                    .bind(modality)
-                    .fetch_optional(&self.pool)
-                    .await?;
-                    match row {
-                        Some(r) => rows.push(r),
-                        None => {
-                            return Err(StoreError::Config(format!(
-                                "instance {uid} is not in the catalog (or not of modality {modality})"
-                            )));
-                        }
+                for chunk in wanted.chunks(1000) {
+                    let sql = format!(
+                        "SELECT sop_instance_uid FROM instances WHERE ($1 = '' OR modality = $2) \
+                         AND sop_instance_uid IN ({})",
+                        crate::catalog::numbered_rows_after("?", chunk.len(), 2)
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(self.bulk_sql(sql)))
+                        .bind(modality)
+                        .bind(modality);
+                    for uid in chunk {
+                        q = q.bind(*uid);
                     }
+                    rows.extend(q.fetch_all(&self.pool).await?);
+                }
+                let found: std::collections::HashSet<String> =
+                    rows.iter()
+                        .map(|r| r.try_get(0))
+                        .collect::<std::result::Result<_, _>>()?;
+                if let Some(uid) = wanted.iter().find(|u| !found.contains(u.as_str())) {
+                    return Err(StoreError::Config(format!(
+                        "instance {uid} is not in the catalog (or not of modality {modality})"
+                    )));
                 }
                 rows
             }
@@ -143,14 +154,14 @@ impl Catalog {
         let now = now_rfc3339();
         let mut tx = self.pool.begin().await?;
         let mut added = 0;
-        // Multi-row inserts, 1,000 rows (6,000 parameters) at a time.
-        for chunk in uids.chunks(1000) {
+        // Multi-row inserts of 5,000 rows (25,000 parameters).
+        for chunk in uids.chunks(5000) {
             let sql = format!(
                 "INSERT INTO project_images (project_id, sop_instance_uid, image_id, split, \
                  state, added_at) VALUES {} ON CONFLICT DO NOTHING",
                 crate::catalog::numbered_rows("(?, ?, ?, ?, 'waiting', ?)", chunk.len())
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(self.bulk_sql(sql)));
             for uid in chunk {
                 q = q
                     .bind(project)
@@ -161,7 +172,12 @@ impl Catalog {
             }
             added += q.execute(&mut *tx).await?.rows_affected();
         }
+        let mut counts = crate::tasks::CountChanges::default();
+        counts.image(project, split, "waiting", added as i64);
+        counts.apply(&mut tx).await?;
         tx.commit().await?;
+        self.refresh_statistics("project_images", added as usize)
+            .await;
         Ok(Added {
             added,
             already: uids.len() as u64 - added,
@@ -224,25 +240,44 @@ impl Catalog {
     pub async fn set_split(&self, project: &str, image_ids: &[String], split: &str) -> Result<u64> {
         check_split(split)?;
         let mut tx = self.pool.begin().await?;
+        // The project's row first: SQLite's write lock before the reads, and one change of
+        // splits at a time per project, so that the split read below stays as it is.
+        crate::catalog::lock_project(&mut tx, project).await?;
+        let mut counts = crate::tasks::CountChanges::default();
         let mut moved = 0;
         for id in image_ids {
-            let n = sqlx::query(
-                "UPDATE project_images SET split = $3 WHERE project_id = $1 AND image_id = $2",
+            let from: Option<String> = sqlx::query(
+                "SELECT split FROM project_images WHERE project_id = $1 AND image_id = $2",
+            )
+            .bind(project)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+            // The state as it is once the row is locked, for the counts.
+            let state: Option<String> = sqlx::query(
+                "UPDATE project_images SET split = $3 WHERE project_id = $1 AND image_id = $2 \
+                 RETURNING state",
             )
             .bind(project)
             .bind(id)
             .bind(split)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?
-            .rows_affected();
-            if n == 0 {
+            .map(|r| r.try_get(0))
+            .transpose()?;
+            let (Some(from), Some(state)) = (from, state) else {
                 tx.rollback().await?;
                 return Err(StoreError::Config(format!(
                     "project {project} has no image {id}"
                 )));
-            }
-            moved += n;
+            };
+            counts.image(project, &from, &state, -1);
+            counts.image(project, split, &state, 1);
+            moved += 1;
         }
+        counts.apply(&mut tx).await?;
         tx.commit().await?;
         Ok(moved)
     }

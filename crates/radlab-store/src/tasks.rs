@@ -90,8 +90,11 @@ pub struct Assignment {
 
 /// A deterministic spread for ties between equally loaded readers.
 fn tie(image: &str, user: &str) -> u64 {
-    let h = blake3::hash(format!("{image}\0{user}").as_bytes());
-    u64::from_le_bytes(h.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+    let mut h = blake3::Hasher::new();
+    h.update(image.as_bytes());
+    h.update(&[0]);
+    h.update(user.as_bytes());
+    u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap_or([0; 8]))
 }
 
 /// A new task id: unique (a hash of the task, the time and a counter of this process).
@@ -119,6 +122,58 @@ fn task_of(r: &sqlx::any::AnyRow) -> std::result::Result<Task, sqlx::Error> {
         state: r.try_get(6)?,
         updated_at: r.try_get(7)?,
     })
+}
+
+/// What a transaction changes in the counts the progress reads instead of counting rows:
+/// `image_counts` (a project's images by split and state) and `task_counts` (its tasks by
+/// user and state). Every transaction that adds images or tasks or changes their split,
+/// state or user records its changes here and applies them last, before its commit: image
+/// counts then task counts, each in key order, so that two transactions never wait on each
+/// other's counter rows in opposite orders.
+#[derive(Default)]
+pub(crate) struct CountChanges {
+    images: BTreeMap<(String, String, String), i64>,
+    tasks: BTreeMap<(String, String, String), i64>,
+}
+
+impl CountChanges {
+    pub(crate) fn image(&mut self, project: &str, split: &str, state: &str, by: i64) {
+        *self
+            .images
+            .entry((project.to_string(), split.to_string(), state.to_string()))
+            .or_default() += by;
+    }
+
+    pub(crate) fn task(&mut self, project: &str, user: &str, state: &str, by: i64) {
+        *self
+            .tasks
+            .entry((project.to_string(), user.to_string(), state.to_string()))
+            .or_default() += by;
+    }
+
+    pub(crate) async fn apply(self, conn: &mut sqlx::AnyConnection) -> Result<()> {
+        const IMAGES: &str = "INSERT INTO image_counts (project_id, split, state, n) \
+            VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, split, state) \
+            DO UPDATE SET n = image_counts.n + excluded.n";
+        const TASKS: &str = "INSERT INTO task_counts (project_id, user_id, state, n) \
+            VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, user_id, state) \
+            DO UPDATE SET n = task_counts.n + excluded.n";
+        let images = self.images.into_iter().map(|c| (c, IMAGES));
+        let tasks = self.tasks.into_iter().map(|c| (c, TASKS));
+        for (((project, key, state), by), sql) in images.chain(tasks) {
+            if by == 0 {
+                continue;
+            }
+            sqlx::query(sql)
+                .bind(&project)
+                .bind(&key)
+                .bind(&state)
+                .bind(by)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 impl Catalog {
@@ -248,7 +303,8 @@ impl Catalog {
                     candidates.len()
                 )));
             }
-            candidates.sort_by_key(|(id, _)| (load.get(id).copied().unwrap_or(0), tie(image, id)));
+            candidates
+                .sort_by_cached_key(|(id, _)| (load.get(id).copied().unwrap_or(0), tie(image, id)));
             for (id, _) in candidates.into_iter().take(missing as usize) {
                 *load.entry(id.clone()).or_default() += 1;
                 taken.insert(id.clone());
@@ -256,38 +312,56 @@ impl Catalog {
             }
         }
         let now = now_rfc3339();
-        for chunk in new_tasks.chunks(1000) {
+        // Inserted by user, then id: each user's tasks are written together, so a worklist
+        // reads few pages (and its index is written in order) rather than pages all over
+        // the table (the ids are random).
+        let mut rows: Vec<(&String, String, &String)> = new_tasks
+            .iter()
+            .map(|(image, user)| (user, new_task_id(project, image, user), image))
+            .collect();
+        rows.sort_unstable();
+        // Multi-row inserts of 10,000 tasks: the project and the time bound once, each row
+        // binds its id, image and user (30,003 parameters, under SQLite's 32,766 and
+        // PostgreSQL's 65,535).
+        for chunk in rows.chunks(10_000) {
             let sql = format!(
                 "INSERT INTO tasks (task_id, project_id, image_id, user_id, kind, state, \
-                 created_at, updated_at) VALUES {}",
-                crate::catalog::numbered_rows("(?, ?, ?, ?, 'reading', 'NEW', ?, ?)", chunk.len())
+                 created_at, updated_at) SELECT v.column1, $1, v.column2, v.column3, \
+                 'reading', 'NEW', $2, $3 FROM (VALUES {}) v",
+                crate::catalog::numbered_rows_after("(?, ?, ?)", chunk.len(), 3)
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (image, user) in chunk {
-                q = q
-                    .bind(new_task_id(project, image, user))
-                    .bind(project)
-                    .bind(image)
-                    .bind(user)
-                    .bind(&now)
-                    .bind(&now);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(self.bulk_sql(sql)))
+                .bind(project)
+                .bind(&now)
+                .bind(&now);
+            for (user, id, image) in chunk {
+                q = q.bind(id).bind(*image).bind(*user);
             }
             q.execute(&mut *tx).await?;
         }
-        for chunk in new_tasks.chunks(500) {
-            let images: BTreeSet<&String> = chunk.iter().map(|(i, _)| i).collect();
-            for image in images {
-                sqlx::query(
-                    "UPDATE project_images SET state = 'in_reading' WHERE project_id = $1 \
-                     AND image_id = $2 AND state = 'waiting'",
-                )
-                .bind(project)
-                .bind(image)
-                .execute(&mut *tx)
-                .await?;
-            }
+        // The images that got tasks start reading. An image waits only while it has no
+        // task, so the waiting images that have tasks now are those that just got them.
+        let started = sqlx::query(
+            "UPDATE project_images SET state = 'in_reading' WHERE project_id = $1 \
+             AND split IN ('train', 'test', 'unassigned') AND state = 'waiting' AND EXISTS (SELECT 1 FROM tasks t \
+             WHERE t.project_id = project_images.project_id \
+             AND t.image_id = project_images.image_id) RETURNING split",
+        )
+        .bind(project)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut counts = CountChanges::default();
+        for r in &started {
+            let split: String = r.try_get(0)?;
+            counts.image(project, &split, "waiting", -1);
+            counts.image(project, &split, "in_reading", 1);
         }
+        for (_, user) in &new_tasks {
+            counts.task(project, user, "NEW", 1);
+        }
+        counts.apply(&mut tx).await?;
         tx.commit().await?;
+        self.refresh_statistics("tasks", new_tasks.len()).await;
         let names: HashMap<&String, &String> = pool.iter().map(|(id, n)| (id, n)).collect();
         Ok(Assignment {
             images: touched,
@@ -308,18 +382,31 @@ impl Catalog {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<Task>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        // Only the filters given, so that the page is read in order from the index
+        // tasks_worklist rather than sorted from all of the user's tasks.
+        let (project, state) = (
+            project.filter(|p| !p.is_empty()),
+            state.filter(|s| !s.is_empty()),
+        );
+        let mut filters = String::new();
+        let mut n = 3;
+        for (column, value) in [("project_id", project), ("state", state)] {
+            if value.is_some() {
+                n += 1;
+                filters.push_str(&format!(" AND t.{column} = ${n}"));
+            }
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {TASK_COLUMNS} FROM tasks t JOIN users u ON u.user_id = t.user_id \
-             WHERE t.user_id = $1 AND ($2 = '' OR t.project_id = $2) AND ($3 = '' OR t.state = $3) \
-             ORDER BY t.updated_at, t.task_id LIMIT $4 OFFSET $5"
+             WHERE t.user_id = $1{filters} ORDER BY t.updated_at, t.task_id LIMIT $2 OFFSET $3"
         )))
         .bind(user_id)
-        .bind(project.unwrap_or(""))
-        .bind(state.unwrap_or(""))
         .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(offset);
+        for value in [project, state].into_iter().flatten() {
+            q = q.bind(value);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         Ok(rows
             .iter()
             .map(task_of)
@@ -368,35 +455,44 @@ impl Catalog {
         let mut tx = self.pool.begin().await?;
         // One transition at a time per image, whichever server runs it, so that of two last
         // readers submitting at once exactly one opens the review.
-        sqlx::query(
-            "UPDATE project_images SET state = state WHERE project_id = $1 AND image_id = $2",
+        // Its split and state as they are now, for the counts.
+        let image = sqlx::query(
+            "UPDATE project_images SET state = state WHERE project_id = $1 AND image_id = $2 \
+             RETURNING split, state",
         )
         .bind(&task.project_id)
         .bind(&task.image_id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await?;
+        let (image_split, image_state): (String, String) = match &image {
+            Some(r) => (r.try_get(0)?, r.try_get(1)?),
+            None => (String::new(), String::new()),
+        };
         // The first start and the last submit are kept (a reopened task starts again
         // without losing when it was first started).
-        let n = sqlx::query(
+        let moved = sqlx::query(
             "UPDATE tasks SET state = $3, updated_at = $4, \
              started_at = CASE WHEN $3 = 'IN_PROGRESS' AND started_at = '' THEN $4 ELSE started_at END, \
              submitted_at = CASE WHEN $3 = 'SUBMITTED' THEN $4 ELSE submitted_at END \
-             WHERE task_id = $1 AND state = $2",
+             WHERE task_id = $1 AND state = $2 RETURNING user_id",
         )
         .bind(task_id)
         .bind(from)
         .bind(to)
         .bind(&now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n == 0 {
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(moved) = moved else {
             tx.rollback().await?;
             return Err(StoreError::Config(format!(
                 "task {task_id} is {}, not {from}",
                 task.state
             )));
-        }
+        };
+        let mut counts = CountChanges::default();
+        let user: String = moved.try_get(0)?;
+        counts.task(&task.project_id, &user, from, -1);
+        counts.task(&task.project_id, &user, to, 1);
         if to == "IN_PROGRESS" && from == "SUBMITTED" {
             // Reopened: the image goes back to reading (or review).
             let state = if task.kind == "review" {
@@ -430,6 +526,10 @@ impl Catalog {
             .bind(state)
             .execute(&mut *tx)
             .await?;
+            if image.is_some() {
+                counts.image(&task.project_id, &image_split, &image_state, -1);
+                counts.image(&task.project_id, &image_split, state, 1);
+            }
         }
         if to == "SUBMITTED" {
             let open: i64 = sqlx::query(
@@ -540,6 +640,7 @@ impl Catalog {
                         .bind(&now)
                         .execute(&mut *tx)
                         .await?;
+                        counts.task(&task.project_id, &id, "NEW", 1);
                     }
                 }
                 sqlx::query(
@@ -550,19 +651,25 @@ impl Catalog {
                 .bind(next_state)
                 .execute(&mut *tx)
                 .await?;
+                if image.is_some() {
+                    counts.image(&task.project_id, &image_split, &image_state, -1);
+                    counts.image(&task.project_id, &image_split, next_state, 1);
+                }
             }
         }
+        counts.apply(&mut tx).await?;
         tx.commit().await?;
         self.task(task_id)
             .await?
             .ok_or_else(|| StoreError::Database(format!("task {task_id} vanished")))
     }
 
-    /// Images by split and state.
+    /// Images by split and state: the counts `image_counts` keeps (every write of an
+    /// image's split or state changes them in its transaction).
     pub async fn image_states(&self, project: &str) -> Result<Vec<(String, String, i64)>> {
         let rows = sqlx::query(
-            "SELECT split, state, COUNT(*) FROM project_images WHERE project_id = $1 \
-             GROUP BY split, state ORDER BY split, state",
+            "SELECT split, state, n FROM image_counts WHERE project_id = $1 AND n > 0 \
+             ORDER BY split, state",
         )
         .bind(project)
         .fetch_all(&self.pool)
@@ -572,23 +679,58 @@ impl Catalog {
             .collect()
     }
 
-    /// Each reader's (and reviewer's) tasks by state and median time per image.
-    pub async fn reader_progress(&self, project: &str) -> Result<Vec<ReaderProgress>> {
+    /// The images whose readers have all submitted (in review or done). The splits are
+    /// named so that the index (project, split, state) finds them.
+    pub async fn read_images(&self, project: &str) -> Result<Vec<String>> {
         let rows = sqlx::query(
-            "SELECT u.username, t.state, t.started_at, t.submitted_at FROM tasks t \
-             JOIN users u ON u.user_id = t.user_id WHERE t.project_id = $1 ORDER BY u.username",
+            "SELECT image_id FROM project_images WHERE project_id = $1 \
+             AND split IN ('train', 'test', 'unassigned') AND state IN ('in_review', 'done')",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The submitted reading tasks of the images in review or done: (image id, reader's
+    /// name), by image then name.
+    pub async fn submitted_readings(&self, project: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT t.image_id, u.username FROM project_images p \
+             JOIN tasks t ON t.project_id = p.project_id AND t.image_id = p.image_id \
+             JOIN users u ON u.user_id = t.user_id \
+             WHERE p.project_id = $1 AND p.split IN ('train', 'test', 'unassigned') \
+             AND p.state IN ('in_review', 'done') \
+             AND t.kind = 'reading' AND t.state = 'SUBMITTED' ORDER BY t.image_id, u.username",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Each reader's (and reviewer's) tasks by state and median time per image: the counts
+    /// are those `task_counts` keeps (every write of a task changes them in its
+    /// transaction); only the tasks with a start and a submit time are read (index
+    /// tasks_submitted).
+    pub async fn reader_progress(&self, project: &str) -> Result<Vec<ReaderProgress>> {
+        let counts = sqlx::query(
+            "SELECT u.username, c.state, c.n FROM task_counts c \
+             JOIN users u ON u.user_id = c.user_id WHERE c.project_id = $1 AND c.n > 0",
         )
         .bind(project)
         .fetch_all(&self.pool)
         .await?;
         let mut by: BTreeMap<String, (ReaderProgress, Vec<f64>)> = BTreeMap::new();
-        let parse = |s: &str| {
-            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-        };
-        for r in rows {
+        for r in counts {
             let name: String = r.try_get(0)?;
             let state: String = r.try_get(1)?;
-            let (started, submitted): (String, String) = (r.try_get(2)?, r.try_get(3)?);
+            let n: i64 = r.try_get(2)?;
             let entry = by.entry(name.clone()).or_insert_with(|| {
                 (
                     ReaderProgress {
@@ -602,11 +744,30 @@ impl Catalog {
                 )
             });
             match state.as_str() {
-                "NEW" => entry.0.new += 1,
-                "IN_PROGRESS" => entry.0.in_progress += 1,
-                _ => entry.0.submitted += 1,
+                "NEW" => entry.0.new += n,
+                "IN_PROGRESS" => entry.0.in_progress += n,
+                _ => entry.0.submitted += n,
             }
-            if let (Some(a), Some(b)) = (parse(&started), parse(&submitted)) {
+        }
+        // A reopened task keeps its first start and last submit: every task with both
+        // counts, whatever its state.
+        let times = sqlx::query(
+            "SELECT u.username, t.started_at, t.submitted_at FROM tasks t \
+             JOIN users u ON u.user_id = t.user_id WHERE t.project_id = $1 \
+             AND t.submitted_at <> '' AND t.started_at <> ''",
+        )
+        .bind(project)
+        .fetch_all(&self.pool)
+        .await?;
+        let parse = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        };
+        for r in times {
+            let name: String = r.try_get(0)?;
+            let (started, submitted): (String, String) = (r.try_get(1)?, r.try_get(2)?);
+            if let (Some(entry), Some(a), Some(b)) =
+                (by.get_mut(&name), parse(&started), parse(&submitted))
+            {
                 entry.1.push((b - a).as_seconds_f64());
             }
         }
@@ -629,16 +790,26 @@ impl Catalog {
 
     /// Remove a task nobody has started (an owner un-assigns it).
     pub async fn unassign(&self, task_id: &str) -> Result<()> {
-        let n = sqlx::query("DELETE FROM tasks WHERE task_id = $1 AND state = 'NEW'")
-            .bind(task_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if n == 0 {
+        // The delete is the transaction's first statement (SQLite's write lock before any
+        // read); it says whose task it was, for the counts.
+        let mut tx = self.pool.begin().await?;
+        let gone = sqlx::query(
+            "DELETE FROM tasks WHERE task_id = $1 AND state = 'NEW' RETURNING project_id, user_id",
+        )
+        .bind(task_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(gone) = gone else {
+            tx.rollback().await?;
             return Err(StoreError::Config(format!(
                 "task {task_id} does not exist or has been started; only NEW tasks can be un-assigned"
             )));
-        }
+        };
+        let (project, user): (String, String) = (gone.try_get(0)?, gone.try_get(1)?);
+        let mut counts = CountChanges::default();
+        counts.task(&project, &user, "NEW", -1);
+        counts.apply(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -649,10 +820,36 @@ impl Catalog {
             .task(task_id)
             .await?
             .ok_or_else(|| StoreError::Config(format!("no task {task_id}")))?;
-        if task.state == "SUBMITTED" {
-            return Err(StoreError::Config(format!(
+        let submitted = || {
+            StoreError::Config(format!(
                 "task {task_id} is submitted; a submitted task keeps its reader"
-            )));
+            ))
+        };
+        if task.state == "SUBMITTED" {
+            return Err(submitted());
+        }
+        let mut tx = self.pool.begin().await?;
+        // The image's row is locked first, as a transition does: the task's user and state
+        // read next stay as they are until the commit.
+        sqlx::query(
+            "UPDATE project_images SET state = state WHERE project_id = $1 AND image_id = $2",
+        )
+        .bind(&task.project_id)
+        .bind(&task.image_id)
+        .execute(&mut *tx)
+        .await?;
+        let now = sqlx::query("SELECT user_id, state FROM tasks WHERE task_id = $1")
+            .bind(task_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(now) = now else {
+            tx.rollback().await?;
+            return Err(StoreError::Config(format!("no task {task_id}")));
+        };
+        let (from_user, from_state): (String, String) = (now.try_get(0)?, now.try_get(1)?);
+        if from_state == "SUBMITTED" {
+            tx.rollback().await?;
+            return Err(submitted());
         }
         let n = sqlx::query(
             "UPDATE tasks SET user_id = $2, state = 'NEW', updated_at = $3 WHERE task_id = $1 \
@@ -664,15 +861,21 @@ impl Catalog {
         .bind(now_rfc3339())
         .bind(&task.project_id)
         .bind(&task.image_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         if n == 0 {
+            tx.rollback().await?;
             return Err(StoreError::Config(format!(
                 "that user already has a task on image {}",
                 task.image_id
             )));
         }
+        let mut counts = CountChanges::default();
+        counts.task(&task.project_id, &from_user, &from_state, -1);
+        counts.task(&task.project_id, user_id, "NEW", 1);
+        counts.apply(&mut tx).await?;
+        tx.commit().await?;
         self.task(task_id)
             .await?
             .ok_or_else(|| StoreError::Database(format!("task {task_id} vanished")))

@@ -26,7 +26,9 @@ SAVE_EVERY = os.environ.get("RADLAB_LOAD_SAVE_EVERY", "2")
 def run(db):
     cmd = ["cargo", "run", "-q", "--release", "-p", "radlab-server", "--example", "load", "--",
            "--db", db, "--readers", READERS, "--seconds", SECONDS, "--save-every", SAVE_EVERY]
-    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ)
+    env.setdefault("RADLAB_CORPUS", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -235,6 +235,10 @@ fn annotations_work(url: &str, backend: &str, corpus: &radlab_testkit::Corpus) {
     );
     assert_eq!(r.json()["annotations"], serde_json::json!([]));
     assert!(r.json().get("readers").is_none());
+    assert!(
+        r.json().get("proposal").is_none(),
+        "no fused proposal before review"
+    );
     let r = json(
         addr,
         "GET",

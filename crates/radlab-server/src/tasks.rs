@@ -155,6 +155,43 @@ pub(crate) async fn my_tasks(
             limit,
         )
         .await?;
+    // Each task says where its image is in the project's DICOMweb, for the viewer.
+    let mut by_project: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for t in &tasks {
+        by_project
+            .entry(t.project_id.as_str())
+            .or_default()
+            .push(t.image_id.clone());
+    }
+    let mut locations = std::collections::HashMap::new();
+    for (project, ids) in by_project {
+        for (id, uids) in state.catalog.image_locations(project, &ids).await? {
+            locations.insert((project.to_string(), id), uids);
+        }
+    }
+    let tasks: Vec<serde_json::Value> = tasks
+        .iter()
+        .map(|t| {
+            let mut v = serde_json::to_value(t).unwrap_or_default();
+            if let (Some((study, series, sop)), serde_json::Value::Object(m)) = (
+                locations.get(&(t.project_id.clone(), t.image_id.clone())),
+                &mut v,
+            ) {
+                m.insert("study_instance_uid".into(), study.clone().into());
+                m.insert("series_instance_uid".into(), series.clone().into());
+                m.insert("sop_instance_uid".into(), sop.clone().into());
+                m.insert(
+                    "dicomweb".into(),
+                    format!(
+                        "/api/v1/projects/{}/dicomweb/studies/{study}/series/{series}/instances/{sop}",
+                        t.project_id
+                    )
+                    .into(),
+                );
+            }
+            v
+        })
+        .collect();
     Ok(Json(
         serde_json::json!({"tasks": tasks, "offset": offset, "limit": limit}),
     ))

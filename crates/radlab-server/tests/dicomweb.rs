@@ -688,6 +688,16 @@ fn dicomweb_works(url: &str, corpus: &Corpus) {
             .iter()
             .find(|u| radlab_labels::export::vindr_image_id(u) == image_id)
             .unwrap();
+        // The worklist says where each image is in the project's DICOMweb.
+        let info = &files[uid].1;
+        assert_eq!(t["sop_instance_uid"].as_str(), Some(uid.as_str()));
+        assert_eq!(
+            t["dicomweb"].as_str().unwrap(),
+            format!(
+                "{ROOT}/studies/{}/series/{}/instances/{uid}",
+                info.study_instance_uid, info.series_instance_uid
+            )
+        );
         mine.insert(uid.clone());
     }
     assert!(!mine.is_empty() && mine.len() < train.len(), "{tasks}");

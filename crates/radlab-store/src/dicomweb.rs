@@ -430,4 +430,36 @@ impl Catalog {
         }
         Ok(found)
     }
+
+    /// Where images of `project` are in DICOMweb: (Study, Series, SOP Instance UID) by image
+    /// id, for the ids of `image_ids` the project has (a worklist page gives its viewer the
+    /// location of each image).
+    pub async fn image_locations(
+        &self,
+        project: &str,
+        image_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, (String, String, String)>> {
+        let mut found = std::collections::HashMap::new();
+        for chunk in image_ids.chunks(500) {
+            let sql = format!(
+                "SELECT p.image_id, s.study_instance_uid, s.series_instance_uid, \
+                 p.sop_instance_uid FROM project_images p \
+                 JOIN instances i ON i.sop_instance_uid = p.sop_instance_uid \
+                 JOIN series s ON s.series_instance_uid = i.series_instance_uid \
+                 WHERE p.project_id = $1 AND p.image_id IN ({})",
+                (2..=chunk.len() + 1)
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                found.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
+            }
+        }
+        Ok(found)
+    }
 }

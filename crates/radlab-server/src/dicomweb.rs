@@ -657,6 +657,44 @@ fn qido_query(raw: Option<&str>) -> Result<(QidoQuery, Vec<String>), ApiError> {
     Ok((q, include))
 }
 
+/// The keys of an image selection by query (`POST .../images` with `query`), read as QIDO-RS
+/// reads them; paging keys and unknown keys are refused here (a selection is not a search).
+pub(crate) fn selection_query(
+    keys: &std::collections::BTreeMap<String, String>,
+) -> Result<QidoQuery, ApiError> {
+    const KNOWN: [&str; 14] = [
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "SOPInstanceUID",
+        "SOPClassUID",
+        "PatientID",
+        "PatientName",
+        "AccessionNumber",
+        "StudyDescription",
+        "SeriesDescription",
+        "ModalitiesInStudy",
+        "Modality",
+        "BodyPartExamined",
+        "StudyDate",
+        "SeriesNumber",
+    ];
+    if keys.is_empty() {
+        return Err(ApiError::bad_request(
+            "query: give at least one key (all: true adds every catalogued image)",
+        ));
+    }
+    if let Some(k) = keys.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "query: unknown key {k:?}; use {}",
+            KNOWN.join(", ")
+        )));
+    }
+    let raw = serde_urlencoded::to_string(keys)
+        .map_err(|e| ApiError::bad_request(format!("query: {e}")))?;
+    let (q, _) = qido_query(Some(&raw))?;
+    Ok(q)
+}
+
 /// `YYYYMMDD`, `YYYYMMDD-YYYYMMDD`, `-YYYYMMDD`, `YYYYMMDD-`.
 fn date_range(v: &str) -> Result<(Option<String>, Option<String>), ApiError> {
     let check = |d: &str| -> Result<Option<String>, ApiError> {

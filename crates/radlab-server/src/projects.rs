@@ -299,6 +299,10 @@ pub(crate) struct AddImages {
     instances: Option<Vec<String>>,
     #[serde(default)]
     modality: Option<String>,
+    /// QIDO-RS matching keys over the whole catalog, e.g. {"ModalitiesInStudy": "CR",
+    /// "BodyPartExamined": "CHEST", "StudyDate": "20200101-"}.
+    #[serde(default)]
+    query: Option<std::collections::BTreeMap<String, String>>,
     #[serde(default = "unassigned")]
     split: String,
 }
@@ -318,14 +322,18 @@ pub(crate) async fn add_images(
     let roles = access(&state, &caller, &project).await?;
     require_owner(&caller, &roles, "adding images")?;
     let a = body(payload)?;
-    let selection = match (a.all, a.import_id, a.studies, a.instances) {
-        (true, None, None, None) => ImageSelection::All,
-        (false, Some(id), None, None) => ImageSelection::Import(id),
-        (false, None, Some(s), None) => ImageSelection::Studies(s),
-        (false, None, None, Some(i)) => ImageSelection::Instances(i),
+    let selection = match (a.all, a.import_id, a.studies, a.instances, a.query) {
+        (true, None, None, None, None) => ImageSelection::All,
+        (false, Some(id), None, None, None) => ImageSelection::Import(id),
+        (false, None, Some(s), None, None) => ImageSelection::Studies(s),
+        (false, None, None, Some(i), None) => ImageSelection::Instances(i),
+        (false, None, None, None, Some(q)) => {
+            ImageSelection::Query(Box::new(crate::dicomweb::selection_query(&q)?))
+        }
         _ => {
             return Err(ApiError::bad_request(
-                "select the images with exactly one of: all (true), import_id, studies, instances",
+                "select the images with exactly one of: all (true), import_id, studies, instances, \
+                 query (QIDO-RS keys such as ModalitiesInStudy, BodyPartExamined, StudyDate)",
             ));
         }
     };

@@ -121,6 +121,47 @@ fn images_work(url: &str, backend: &str, corpus: &radlab_testkit::Corpus) {
     let r = json(addr, "GET", &format!("{images}?split=test"), &as_owner, "");
     assert_eq!(r.json()["total"], 4);
 
+    // By query (QIDO-RS keys over the catalog), into another project: the DX images, then
+    // the chest images of any modality dated from 2000 on.
+    let r = json(
+        addr,
+        "POST",
+        "/api/v1/projects",
+        &as_owner,
+        r#"{"project_id":"q","template":"vindr-cxr"}"#,
+    );
+    assert_eq!(r.status, 201);
+    let rows = block_on(async { catalog.list_instances(None).await.unwrap() });
+    let dx = rows.iter().filter(|r| r.modality == "DX").count();
+    assert!(dx > 0);
+    let r = json(
+        addr,
+        "POST",
+        "/api/v1/projects/q/images",
+        &as_owner,
+        r#"{"query":{"ModalitiesInStudy":"DX"},"split":"train"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["added"].as_u64(), Some(dx as u64), "{backend}");
+    let r = json(
+        addr,
+        "POST",
+        "/api/v1/projects/q/images",
+        &as_owner,
+        r#"{"query":{"PatientID":"*","BodyPartExamined":"NO SUCH PART"},"split":"train"}"#,
+    );
+    assert_eq!(r.json()["added"].as_u64(), Some(0), "{backend}");
+    for (body, says) in [
+        (r#"{"query":{"Colour":"red"}}"#, "unknown key"),
+        (r#"{"query":{}}"#, "at least one key"),
+        (r#"{"query":{"StudyDate":"2020"}}"#, "YYYYMMDD"),
+    ] {
+        let r = json(addr, "POST", "/api/v1/projects/q/images", &as_owner, body);
+        assert_eq!(r.status, 400, "{backend} {body}");
+        let m = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(m.contains(says), "{m}");
+    }
+
     // Bad selections name what is wrong and add nothing.
     for (body, says) in [
         (r#"{"instances":["1.2.3.4"],"split":"train"}"#, "1.2.3.4"),

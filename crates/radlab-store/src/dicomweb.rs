@@ -20,7 +20,7 @@ pub enum Visibility {
 
 /// QIDO-RS matching keys (PS3.18 8.3.4), already parsed. Empty strings and `None` do not
 /// filter. Text keys may hold the wildcards `*` and `?`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QidoQuery {
     pub study_instance_uid: Option<String>,
     pub series_instance_uid: Option<String>,
@@ -112,6 +112,15 @@ impl Filter {
             ));
         }
         f
+    }
+
+    /// No project: the whole catalog (adding images to a project by query).
+    fn catalog() -> Self {
+        Filter {
+            clauses: vec!["1 = 1".into()],
+            texts: Vec::new(),
+            ints: Vec::new(),
+        }
     }
 
     fn next(&self) -> usize {
@@ -461,5 +470,32 @@ impl Catalog {
             }
         }
         Ok(found)
+    }
+
+    /// SOP Instance UIDs of the whole catalog matching `q` (its keys as QIDO-RS reads them:
+    /// study-level modality, date ranges, wildcards), in UID order, at most `limit`.
+    pub async fn catalog_instances_matching(
+        &self,
+        q: &QidoQuery,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let mut f = Filter::catalog();
+        f.apply(q, true);
+        let sql = format!(
+            "SELECT i.sop_instance_uid FROM instances i \
+             JOIN series s ON s.series_instance_uid = i.series_instance_uid \
+             JOIN studies st ON st.study_instance_uid = s.study_instance_uid \
+             JOIN patients pt ON pt.patient_key = st.patient_key \
+             WHERE {} ORDER BY i.sop_instance_uid LIMIT {}",
+            f.where_sql(),
+            limit.max(1)
+        );
+        let rows = f
+            .bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(Into::into))
+            .collect()
     }
 }

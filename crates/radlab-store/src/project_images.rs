@@ -16,6 +16,9 @@ pub enum ImageSelection {
     Import(String),
     Studies(Vec<String>),
     Instances(Vec<String>),
+    /// The catalog's instances matching QIDO-RS keys (modality, body part, dates, patient,
+    /// descriptions...), at most a million.
+    Query(Box<crate::QidoQuery>),
 }
 
 /// A split of a project.
@@ -57,6 +60,13 @@ impl Catalog {
         modality: Option<&str>,
     ) -> Result<Vec<String>> {
         let modality = modality.unwrap_or("");
+        if let ImageSelection::Query(q) = selection {
+            let mut q = (**q).clone();
+            if !modality.is_empty() {
+                q.modality = Some(modality.to_string());
+            }
+            return self.catalog_instances_matching(&q, 1_000_000).await;
+        }
         let rows = match selection {
             ImageSelection::All => {
                 sqlx::query(
@@ -94,6 +104,7 @@ impl Catalog {
                 }
                 rows
             }
+            ImageSelection::Query(_) => unreachable!("answered above"),
             ImageSelection::Instances(uids) => {
                 // Looked up 1,000 at a time; the first one missing (in the order given) is
                 // the error.

@@ -1,12 +1,14 @@
 //! # radlab-server
 //!
-//! `radlab serve`: the HTTP API of the labeling platform, under `/api/v1`. Built so far:
-//! accounts and access (local accounts with argon2id passwords, session cookies with CSRF
+//! `radlab serve`: the HTTP API of the labeling platform, under `/api/v1`: accounts and
+//! access (local accounts with argon2id passwords, session cookies with CSRF
 //! protection, a sign-in rate limit, API tokens for scripts, site roles admin / user) and
 //! the error format every endpoint answers with (`{"error": {"code", "message"}}`).
 //! Projects with label schemas (built-in templates, edit rules) and members in project roles
 //! (`projects`), workflows per split, assignment of blinded readers and task states
-//! (`tasks`). Annotations, blinding of reads, review layers and DICOMweb come next (issue 5).
+//! (`tasks`), annotations with blinding on every read path and review with a fused proposal
+//! (`annotations`), uploads (`uploads`), DICOMweb per project (`dicomweb`: QIDO-RS, WADO-RS,
+//! STOW-RS) and long jobs in a queue in the database (`jobs`).
 //!
 //! Endpoints:
 //! - `GET /api/v1/health`: `{"status": "ok"}`, no authentication.

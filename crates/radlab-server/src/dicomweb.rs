@@ -253,6 +253,31 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
         .unwrap_or("")
 }
 
+fn immutable_headers(etag: &str) -> axum::http::response::Builder {
+    Response::builder()
+        .header(header::ETAG, etag)
+        .header(header::CACHE_CONTROL, IMMUTABLE)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::VARY, "Accept")
+}
+
+/// Whether the client's If-None-Match names `etag` (or is `*`): it has the answer already.
+/// Handlers ask before loading anything.
+fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+    let if_none_match = header_str(headers, header::IF_NONE_MATCH).trim();
+    if_none_match == "*"
+        || if_none_match
+            .split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == etag)
+}
+
+fn not_modified(etag: &str) -> Response {
+    immutable_headers(etag)
+        .status(StatusCode::NOT_MODIFIED)
+        .body(axum::body::Body::empty())
+        .unwrap_or_else(|_| StatusCode::NOT_MODIFIED.into_response())
+}
+
 /// An immutable answer: ETag, caching, conditional GET and one byte range.
 fn immutable_response(
     headers: &HeaderMap,
@@ -260,24 +285,10 @@ fn immutable_response(
     content_type: &str,
     body: Bytes,
 ) -> Response {
-    let mut builder = Response::builder()
-        .header(header::ETAG, etag)
-        .header(header::CACHE_CONTROL, IMMUTABLE)
-        .header(header::ACCEPT_RANGES, "bytes")
-        .header(header::VARY, "Accept");
-    let if_none_match = header_str(headers, header::IF_NONE_MATCH);
-    if !if_none_match.is_empty()
-        && (if_none_match.trim() == "*"
-            || if_none_match
-                .split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag))
-    {
-        return builder
-            .status(StatusCode::NOT_MODIFIED)
-            .body(axum::body::Body::empty())
-            .unwrap_or_else(|_| StatusCode::NOT_MODIFIED.into_response());
+    if etag_matches(headers, etag) {
+        return not_modified(etag);
     }
-    builder = builder.header(header::CONTENT_TYPE, content_type);
+    let builder = immutable_headers(etag).header(header::CONTENT_TYPE, content_type);
     let range = header_str(headers, header::RANGE);
     let if_range = header_str(headers, header::IF_RANGE);
     if !range.is_empty() && (if_range.is_empty() || if_range == etag) {
@@ -995,43 +1006,38 @@ async fn retrieve(
     let accept = header_str(&headers, header::ACCEPT).to_string();
     // Objects are sent as stored. A request for one specific other transfer syntax is
     // refused (406) rather than answered with something else.
-    let mut single = false;
-    let mut ok = false;
-    for r in media_ranges(&accept) {
-        let part = match r.media.as_str() {
-            "multipart/related" => r.part_type.clone().unwrap_or("application/dicom".into()),
-            "*/*" | "multipart/*" => "application/dicom".into(),
-            "application/dicom" => {
-                single = found.len() == 1;
-                "application/dicom".into()
-            }
-            _ => continue,
-        };
-        if part != "application/dicom" {
-            continue;
-        }
-        let all_match = found.iter().all(|i| {
-            r.transfer_syntax
-                .as_deref()
-                .is_none_or(|t| t == "*" || t == i.transfer_syntax_uid)
-        });
-        if all_match {
-            ok = true;
-            break;
-        }
-        single = false;
-    }
-    if !ok {
-        return Err(not_acceptable(
-            "these instances",
-            "multipart/related; type=\"application/dicom\" in their stored transfer syntax \
-             (transfer-syntax=* or the stored one), or application/dicom for one instance",
-        ));
-    }
+    // `Some(single)`: the first range of the Accept header the stored objects satisfy, and
+    // whether it asks for one bare application/dicom body (one instance only).
+    let single = media_ranges(&accept)
+        .into_iter()
+        .find_map(|r| {
+            let (part, single) = match r.media.as_str() {
+                "multipart/related" => (
+                    r.part_type.clone().unwrap_or("application/dicom".into()),
+                    false,
+                ),
+                "*/*" | "multipart/*" => ("application/dicom".into(), false),
+                "application/dicom" => ("application/dicom".into(), found.len() == 1),
+                _ => return None,
+            };
+            let as_stored = found.iter().all(|i| {
+                r.transfer_syntax
+                    .as_deref()
+                    .is_none_or(|t| t == "*" || t == i.transfer_syntax_uid)
+            });
+            (part == "application/dicom" && as_stored).then_some(single)
+        })
+        .ok_or_else(|| {
+            not_acceptable(
+                "these instances",
+                "multipart/related; type=\"application/dicom\" in their stored transfer syntax \
+                 (transfer-syntax=* or the stored one), or application/dicom for one instance",
+            )
+        })?;
     let hashes: Vec<&str> = found.iter().map(|i| i.blob_hash.as_str()).collect();
     let etag = etag_of(&[&hashes.join(","), if single { "single" } else { "multi" }]);
-    if !header_str(&headers, header::IF_NONE_MATCH).is_empty() {
-        return Ok(immutable_response(&headers, &etag, "", Bytes::new()));
+    if etag_matches(&headers, &etag) {
+        return Ok(not_modified(&etag));
     }
     let mut parts = Vec::with_capacity(found.len());
     for i in &found {
@@ -1163,8 +1169,8 @@ async fn metadata(
     let base = base_url(&state, &headers, &project);
     let hashes: Vec<&str> = found.iter().map(|i| i.blob_hash.as_str()).collect();
     let etag = etag_of(&[&hashes.join(","), "metadata", &base]);
-    if !header_str(&headers, header::IF_NONE_MATCH).is_empty() {
-        return Ok(immutable_response(&headers, &etag, "", Bytes::new()));
+    if etag_matches(&headers, &etag) {
+        return Ok(not_modified(&etag));
     }
     let mut out = Vec::with_capacity(found.len() * 4096 + 2);
     out.push(b'[');
@@ -1281,8 +1287,8 @@ pub(crate) async fn bulkdata(
         )));
     };
     let etag = etag_of(&[&i.blob_hash, "bulkdata", &tag]);
-    if !header_str(&headers, header::IF_NONE_MATCH).is_empty() {
-        return Ok(immutable_response(&headers, &etag, "", Bytes::new()));
+    if etag_matches(&headers, &etag) {
+        return Ok(not_modified(&etag));
     }
     let bytes = load(&state, &i.blob_hash).await?;
     let frames = i.frames.max(1) as u32;
@@ -1416,8 +1422,8 @@ pub(crate) async fn frames(
         &form_key,
         if multi { "m" } else { "s" },
     ]);
-    if !header_str(&headers, header::IF_NONE_MATCH).is_empty() {
-        return Ok(immutable_response(&headers, &etag, "", Bytes::new()));
+    if etag_matches(&headers, &etag) {
+        return Ok(not_modified(&etag));
     }
     if let Some((content_type, body)) = state.frame_cache.get(&etag) {
         return Ok(immutable_response(&headers, &etag, &content_type, body));
@@ -1425,82 +1431,64 @@ pub(crate) async fn frames(
     let bytes = load(&state, &i.blob_hash).await?;
     let ts = i.transfer_syntax_uid.clone();
     // Compressed frames as stored are cut out of the file without parsing it (the first
-    // frame a viewer asks for comes sooner); anything unusual takes the full parse below.
-    if let FrameForm::Stored(t) = &form {
-        let ranges: Option<Vec<_>> = numbers
+    // frame a viewer asks for comes sooner); anything unusual takes the full parse.
+    let cut = match &form {
+        FrameForm::Stored(t) if bitstream_type(&ts).is_some() => numbers
             .iter()
-            .map(|n| radlab_dicom::stored_frame_ranges(&bytes, i.frames.max(1) as u32, n - 1))
-            .collect();
-        if let (Some(ranges), Some(_)) = (ranges, bitstream_type(&ts)) {
-            let content_type = format!("{t}; transfer-syntax={ts}");
-            let mut parts: Vec<(String, Bytes)> = ranges
-                .into_iter()
-                .map(|frame| {
-                    let body = match frame.as_slice() {
-                        [one] => bytes.slice(one.clone()),
-                        many => Bytes::from(
-                            many.iter()
-                                .flat_map(|r| bytes[r.clone()].iter().copied())
-                                .collect::<Vec<u8>>(),
+            .map(|n| {
+                let frame =
+                    radlab_dicom::stored_frame_ranges(&bytes, i.frames.max(1) as u32, n - 1)?;
+                let body = match frame.as_slice() {
+                    [one] => bytes.slice(one.clone()),
+                    many => Bytes::from(
+                        many.iter()
+                            .flat_map(|r| bytes[r.clone()].to_vec())
+                            .collect::<Vec<u8>>(),
+                    ),
+                };
+                Some((format!("{t}; transfer-syntax={ts}"), body))
+            })
+            .collect::<Option<Vec<_>>>(),
+        _ => None,
+    };
+    let mut parts = match cut {
+        Some(parts) => parts,
+        None => {
+            blocking(move || {
+                let file = parse(&bytes, "frames")?;
+                let mut parts = Vec::with_capacity(numbers.len());
+                for n in &numbers {
+                    let (f, part_type) = match &form {
+                        FrameForm::Stored(t) => (
+                            radlab_dicom::stored_frame(&file, n - 1).map_err(frame_error)?,
+                            t.clone(),
+                        ),
+                        FrameForm::Decoded => (
+                            radlab_dicom::decoded_frame(&file, n - 1).map_err(frame_error)?,
+                            "application/octet-stream".to_string(),
                         ),
                     };
-                    (content_type.clone(), body)
-                })
-                .collect();
-            let (content_type, body) = if multi {
-                let (boundary, body) = multipart(&etag, &parts);
-                (
-                    format!("multipart/related; type=\"{t}\"; boundary={boundary}"),
-                    body,
-                )
-            } else {
-                parts.pop().expect("one frame")
-            };
-            state
-                .frame_cache
-                .put(etag.clone(), content_type.clone(), body.clone());
-            return Ok(immutable_response(&headers, &etag, &content_type, body));
+                    // A native frame is in Explicit VR Little Endian whatever the file's
+                    // syntax; a compressed one in the file's.
+                    let content_type =
+                        format!("{part_type}; transfer-syntax={}", f.transfer_syntax);
+                    parts.push((content_type, Bytes::from(f.bytes)));
+                }
+                Ok(parts)
+            })
+            .await?
         }
-    }
-    let etag2 = etag.clone();
-    let (content_type, body) = blocking(move || {
-        let file = parse(&bytes, "frames")?;
-        let mut parts = Vec::with_capacity(numbers.len());
-        for n in &numbers {
-            let (f, part_type) = match &form {
-                FrameForm::Stored(t) => (
-                    radlab_dicom::stored_frame(&file, n - 1).map_err(frame_error)?,
-                    t.clone(),
-                ),
-                FrameForm::Decoded => (
-                    radlab_dicom::decoded_frame(&file, n - 1).map_err(frame_error)?,
-                    "application/octet-stream".to_string(),
-                ),
-            };
-            let content_type = if part_type == "application/octet-stream" {
-                format!(
-                    "application/octet-stream; transfer-syntax={}",
-                    f.transfer_syntax
-                )
-            } else {
-                format!("{part_type}; transfer-syntax={ts}")
-            };
-            parts.push((content_type, Bytes::from(f.bytes)));
-        }
-        if !multi {
-            return Ok(parts.pop().expect("one frame"));
-        }
-        let part_type = parts
-            .first()
-            .map(|p| p.0.split(';').next().unwrap_or("").to_string())
-            .unwrap_or_default();
-        let (boundary, body) = multipart(&etag2, &parts);
-        Ok((
+    };
+    let (content_type, body) = if multi {
+        let part_type = parts[0].0.split(';').next().unwrap_or("").to_string();
+        let (boundary, body) = multipart(&etag, &parts);
+        (
             format!("multipart/related; type=\"{part_type}\"; boundary={boundary}"),
             body,
-        ))
-    })
-    .await?;
+        )
+    } else {
+        parts.pop().expect("one frame")
+    };
     state
         .frame_cache
         .put(etag.clone(), content_type.clone(), body.clone());
@@ -1640,8 +1628,8 @@ async fn rendered(
         &format!("{:?}", q),
         format,
     ]);
-    if !header_str(&headers, header::IF_NONE_MATCH).is_empty() {
-        return Ok(immutable_response(&headers, &etag, "", Bytes::new()));
+    if etag_matches(&headers, &etag) {
+        return Ok(not_modified(&etag));
     }
     if let Some((content_type, body)) = state.frame_cache.get(&etag) {
         return Ok(immutable_response(&headers, &etag, &content_type, body));
@@ -1823,9 +1811,16 @@ async fn stow_into(
         ));
     }
     let parts = crate::uploads::multipart_parts(&content_type, body, &state)?;
-    let outcomes =
-        crate::uploads::store_objects(&state, &caller, &project, &q.split, parts, study.as_deref())
-            .await?;
+    let outcomes = crate::uploads::store_objects(
+        &state,
+        &caller,
+        &project,
+        &q.split,
+        parts,
+        study.as_deref(),
+        false,
+    )
+    .await?;
     let base = base_url(&state, &headers, &project);
     let mut referenced = Vec::new();
     let mut failed = Vec::new();

@@ -80,22 +80,19 @@ pub(crate) async fn upload(
         return Err(ApiError::bad_request("the upload holds no file"));
     }
     // All or nothing: every file is checked before any is stored.
-    for part in &parts {
-        check_dicom(&part.bytes).map_err(|e| {
-            if parts.len() == 1 {
-                e
-            } else {
-                ApiError::new(e.status, e.code, format!("{}: {}", part.name, e.message))
-            }
-        })?;
-    }
-    let outcomes = store_objects(&state, &caller, &project, &q.split, parts, None).await?;
+    let single = parts.len() == 1;
+    let outcomes = store_objects(&state, &caller, &project, &q.split, parts, None, true).await?;
     if let Some(o) = outcomes.iter().find(|o| o.result.is_err()) {
-        let (_, message) = o.result.clone().unwrap_err();
+        let (reason, message) = o.result.clone().unwrap_err();
+        let code = if reason == CANNOT_UNDERSTAND {
+            "not_dicom"
+        } else {
+            "not_importable"
+        };
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "not_importable",
-            if outcomes.len() == 1 {
+            code,
+            if single {
                 message
             } else {
                 format!("{}: {message}", o.name)
@@ -270,8 +267,9 @@ const PROCESSING_FAILURE: u16 = 0x0110;
 const STUDY_MISMATCH: u16 = 0xA900;
 
 /// Check, import and add to `project`'s `split` the objects of `parts`, each on its own:
-/// a part that is not usable DICOM (or, with `study`, of another study) fails alone. Parts
-/// that pass are imported in one run and added to the project in one transaction.
+/// a part that is not usable DICOM (or, with `study`, of another study) fails alone, or,
+/// with `all_or_nothing`, makes the whole request store nothing. Parts that pass are
+/// imported in one run and added to the project in one transaction.
 pub(crate) async fn store_objects(
     state: &AppState,
     caller: &Caller,
@@ -279,21 +277,29 @@ pub(crate) async fn store_objects(
     split: &str,
     parts: Vec<Part>,
     study: Option<&str>,
+    all_or_nothing: bool,
 ) -> Result<Vec<Outcome>, ApiError> {
     let roles = access(state, caller, project).await?;
     require_owner(caller, &roles, "storing images")?;
     let uploads = uploads_of(state)?;
     check_split(split)?;
-    let mut outcomes = Vec::with_capacity(parts.len());
-    let mut staged = Vec::new();
-    // A folder of this request's own, so concurrent uploads never meet.
-    let folder = uploads.staging.join(crate::auth::random_token("upload-")?);
-    std::fs::create_dir_all(&folder).map_err(|e| {
-        tracing::error!("cannot create the upload staging folder: {e}");
+    // Every frame of every part is decoded: CPU work, off the async threads.
+    let bodies: Vec<Bytes> = parts.iter().map(|p| p.bytes.clone()).collect();
+    let checks = tokio::task::spawn_blocking(move || {
+        bodies
+            .iter()
+            .map(|b| check_dicom_info(b))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!("an upload check failed: {e}");
         ApiError::internal()
     })?;
-    let result = async {
-        for (n, part) in parts.into_iter().enumerate() {
+    let mut outcomes: Vec<Outcome> = parts
+        .iter()
+        .zip(checks)
+        .map(|(part, check)| {
             let mut outcome = Outcome {
                 name: part.name.clone(),
                 sop_instance_uid: String::new(),
@@ -304,7 +310,7 @@ pub(crate) async fn store_objects(
                 new_in_catalog: false,
                 new_in_project: false,
             };
-            match check_dicom_info(&part.bytes) {
+            match check {
                 Err(e) => outcome.result = Err((CANNOT_UNDERSTAND, e.message)),
                 Ok(info) => {
                     outcome.sop_instance_uid = info.sop_instance_uid;
@@ -316,17 +322,33 @@ pub(crate) async fn store_objects(
                             STUDY_MISMATCH,
                             format!("the object belongs to another study than {s}"),
                         ));
-                    } else {
-                        let path = folder.join(format!("{n:06}.dcm"));
-                        std::fs::write(&path, &part.bytes).map_err(|e| {
-                            tracing::error!("cannot stage an upload: {e}");
-                            ApiError::internal()
-                        })?;
-                        staged.push((path, outcomes.len()));
                     }
                 }
             }
-            outcomes.push(outcome);
+            outcome
+        })
+        .collect();
+    if all_or_nothing && outcomes.iter().any(|o| o.result.is_err()) {
+        return Ok(outcomes);
+    }
+    let mut staged = Vec::new();
+    // A folder of this request's own, so concurrent uploads never meet.
+    let folder = uploads.staging.join(crate::auth::random_token("upload-")?);
+    std::fs::create_dir_all(&folder).map_err(|e| {
+        tracing::error!("cannot create the upload staging folder: {e}");
+        ApiError::internal()
+    })?;
+    let result = async {
+        for (n, part) in parts.iter().enumerate() {
+            if outcomes[n].result.is_err() {
+                continue;
+            }
+            let path = folder.join(format!("{n:06}.dcm"));
+            std::fs::write(&path, &part.bytes).map_err(|e| {
+                tracing::error!("cannot stage an upload: {e}");
+                ApiError::internal()
+            })?;
+            staged.push((path, n));
         }
         if staged.is_empty() {
             return Ok(());
@@ -388,12 +410,8 @@ pub(crate) async fn store_objects(
     Ok(outcomes)
 }
 
-/// A DICOM data set whose frames all decode; its SOP Instance UID. Otherwise a 422 naming
-/// what is wrong.
-fn check_dicom(bytes: &[u8]) -> Result<String, ApiError> {
-    check_dicom_info(bytes).map(|i| i.sop_instance_uid)
-}
-
+/// A DICOM data set whose frames all decode, and what it is. Otherwise a 422 naming what is
+/// wrong.
 fn check_dicom_info(bytes: &[u8]) -> Result<radlab_dicom::InstanceInfo, ApiError> {
     let unusable = |code: &str, why: String| {
         ApiError::new(

@@ -394,6 +394,14 @@ fn dicomweb_works(url: &str, corpus: &Corpus) {
             &[("if-none-match", &etag)],
         );
         assert_eq!((again.status, again.body.len()), (304, 0));
+        // Another ETag: the whole answer, not an empty one.
+        let other = get(
+            addr,
+            &owner,
+            &format!("{base}/metadata"),
+            &[("if-none-match", "\"not-this-one\"")],
+        );
+        assert_eq!((other.status, other.json()), (200, r.json()));
 
         // The instance, byte for byte, single part with ranges, and multipart. A bare data
         // set (ACR-NEMA style) goes out as a PS3.10 file: preamble, file meta, its bytes.

@@ -93,16 +93,20 @@ pub struct InstanceMatch {
 /// A WHERE clause under construction, with its numbered parameters.
 struct Filter {
     clauses: Vec<String>,
-    texts: Vec<String>,
-    ints: Vec<(usize, i64)>,
+    /// The parameters, `$1` first.
+    params: Vec<Param>,
+}
+
+enum Param {
+    Text(String),
+    Int(i64),
 }
 
 impl Filter {
     fn new(project: &str, visibility: &Visibility) -> Self {
         let mut f = Filter {
             clauses: vec!["p.project_id = $1".into()],
-            texts: vec![project.to_string()],
-            ints: Vec::new(),
+            params: vec![Param::Text(project.to_string())],
         };
         if let Visibility::TasksOf(user) = visibility {
             let n = f.push_text(user.clone());
@@ -118,19 +122,18 @@ impl Filter {
     fn catalog() -> Self {
         Filter {
             clauses: vec!["1 = 1".into()],
-            texts: Vec::new(),
-            ints: Vec::new(),
+            params: Vec::new(),
         }
     }
 
-    fn next(&self) -> usize {
-        self.texts.len() + self.ints.len() + 1
+    /// Add a parameter; its number.
+    fn push(&mut self, p: Param) -> usize {
+        self.params.push(p);
+        self.params.len()
     }
 
     fn push_text(&mut self, v: String) -> usize {
-        let n = self.next();
-        self.texts.push(v);
-        n
+        self.push(Param::Text(v))
     }
 
     /// `column` equal to `value`, or LIKE it when it holds wildcards.
@@ -169,8 +172,7 @@ impl Filter {
 
     fn int(&mut self, column: &str, value: Option<i64>) {
         if let Some(v) = value {
-            let n = self.next();
-            self.ints.push((n, v));
+            let n = self.push(Param::Int(v));
             self.clauses.push(format!("{column} = ${n}"));
         }
     }
@@ -225,14 +227,11 @@ impl Filter {
         &'q self,
         mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-        // Parameters in number order: texts and ints interleave.
-        let total = self.next() - 1;
-        let mut text = self.texts.iter();
-        for n in 1..=total {
-            match self.ints.iter().find(|(at, _)| *at == n) {
-                Some((_, v)) => query = query.bind(*v),
-                None => query = query.bind(text.next().expect("a text for each parameter")),
-            }
+        for p in &self.params {
+            query = match p {
+                Param::Text(v) => query.bind(v),
+                Param::Int(v) => query.bind(*v),
+            };
         }
         query
     }
@@ -391,26 +390,41 @@ impl Catalog {
             .collect()
     }
 
-    /// Which of `uids` (SOP Instance UIDs) the catalog holds.
-    pub async fn catalogued_among(&self, uids: &[String]) -> Result<HashSet<String>> {
-        let mut found = HashSet::new();
-        for chunk in uids.chunks(500) {
+    /// Rows of `select ... IN (values)`, run 500 values at a time; `project`, when given, is
+    /// `$1` of `select`.
+    async fn rows_among(
+        &self,
+        select: &str,
+        project: Option<&str>,
+        values: &[String],
+    ) -> Result<Vec<sqlx::any::AnyRow>> {
+        let first = usize::from(project.is_some());
+        let mut rows = Vec::new();
+        for chunk in values.chunks(500) {
             let sql = format!(
-                "SELECT sop_instance_uid FROM instances WHERE sop_instance_uid IN ({})",
-                (1..=chunk.len())
-                    .map(|n| format!("${n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "{select} IN ({})",
+                crate::catalog::numbered_rows_after("?", chunk.len(), first)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for u in chunk {
-                q = q.bind(u);
+            if let Some(p) = project {
+                q = q.bind(p);
             }
-            for r in q.fetch_all(&self.pool).await? {
-                found.insert(r.try_get(0)?);
+            for v in chunk {
+                q = q.bind(v);
             }
+            rows.extend(q.fetch_all(&self.pool).await?);
         }
-        Ok(found)
+        Ok(rows)
+    }
+
+    /// Which of `uids` (SOP Instance UIDs) the catalog holds.
+    pub async fn catalogued_among(&self, uids: &[String]) -> Result<HashSet<String>> {
+        let select = "SELECT sop_instance_uid FROM instances WHERE sop_instance_uid";
+        let rows = self.rows_among(select, None, uids).await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     /// Which of `uids` (SOP Instance UIDs) are images of `project`.
@@ -419,25 +433,13 @@ impl Catalog {
         project: &str,
         uids: &[String],
     ) -> Result<HashSet<String>> {
-        let mut found = HashSet::new();
-        for chunk in uids.chunks(500) {
-            let sql = format!(
-                "SELECT sop_instance_uid FROM project_images WHERE project_id = $1 \
-                 AND sop_instance_uid IN ({})",
-                (2..=chunk.len() + 1)
-                    .map(|n| format!("${n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project);
-            for u in chunk {
-                q = q.bind(u);
-            }
-            for r in q.fetch_all(&self.pool).await? {
-                found.insert(r.try_get(0)?);
-            }
-        }
-        Ok(found)
+        let select = "SELECT sop_instance_uid FROM project_images WHERE project_id = $1 \
+                      AND sop_instance_uid";
+        let rows = self.rows_among(select, Some(project), uids).await?;
+        Ok(rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?)
     }
 
     /// Where images of `project` are in DICOMweb: (Study, Series, SOP Instance UID) by image
@@ -448,28 +450,16 @@ impl Catalog {
         project: &str,
         image_ids: &[String],
     ) -> Result<std::collections::HashMap<String, (String, String, String)>> {
-        let mut found = std::collections::HashMap::new();
-        for chunk in image_ids.chunks(500) {
-            let sql = format!(
-                "SELECT p.image_id, s.study_instance_uid, s.series_instance_uid, \
-                 p.sop_instance_uid FROM project_images p \
-                 JOIN instances i ON i.sop_instance_uid = p.sop_instance_uid \
-                 JOIN series s ON s.series_instance_uid = i.series_instance_uid \
-                 WHERE p.project_id = $1 AND p.image_id IN ({})",
-                (2..=chunk.len() + 1)
-                    .map(|n| format!("${n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project);
-            for id in chunk {
-                q = q.bind(id);
-            }
-            for r in q.fetch_all(&self.pool).await? {
-                found.insert(r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
-            }
-        }
-        Ok(found)
+        let select = "SELECT p.image_id, s.study_instance_uid, s.series_instance_uid, \
+                      p.sop_instance_uid FROM project_images p \
+                      JOIN instances i ON i.sop_instance_uid = p.sop_instance_uid \
+                      JOIN series s ON s.series_instance_uid = i.series_instance_uid \
+                      WHERE p.project_id = $1 AND p.image_id";
+        let rows = self.rows_among(select, Some(project), image_ids).await?;
+        Ok(rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?))))
+            .collect::<std::result::Result<_, sqlx::Error>>()?)
     }
 
     /// SOP Instance UIDs of the whole catalog matching `q` (its keys as QIDO-RS reads them:

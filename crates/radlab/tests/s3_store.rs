@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::text;
@@ -29,29 +29,6 @@ fn radlab_s3(server: &SeaweedFs, url: &str, data: &std::path::Path) -> Command {
         .arg("--data-dir")
         .arg(data);
     c
-}
-
-/// The server's address from its "radlab serving on" line.
-fn address(server: &mut std::process::Child) -> std::net::SocketAddr {
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    let mut before = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "the server said: {before}"
-        );
-        if let Some(rest) = line.trim().strip_prefix("radlab serving on http://") {
-            let addr = rest
-                .strip_suffix("/api/v1/health")
-                .unwrap()
-                .parse()
-                .unwrap();
-            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-            return addr;
-        }
-        before.push_str(&line);
-    }
 }
 
 /// Kills the server when the test ends, passed or not.
@@ -158,7 +135,7 @@ fn import_and_serve_on_an_s3_store() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let addr = address(&mut child);
+    let (addr, _) = common::serving_address(&mut child);
     let _server = Server(child);
     let json = [("content-type", "application/json")];
     let r = http(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::Stdio;
 
 use common::{radlab, text};
@@ -70,7 +70,7 @@ fn users_from_the_command_line_sign_in_and_no_secret_reaches_the_log() {
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let (addr, _) = address(&mut server);
+    let (addr, _) = common::serving_address(&mut server);
     let login = |user: &str, pw: &str| {
         http(
             addr,
@@ -131,32 +131,8 @@ fn serve(data: &std::path::Path) -> (std::net::SocketAddr, std::process::Child) 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (addr, _) = address(&mut server);
+    let (addr, _) = common::serving_address(&mut server);
     (addr, server)
-}
-
-/// The server's address from its "radlab serving on" line, and what it printed before.
-fn address(server: &mut std::process::Child) -> (std::net::SocketAddr, String) {
-    let mut out = BufReader::new(server.stdout.take().unwrap());
-    let mut before = String::new();
-    loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "the server said: {before}"
-        );
-        if let Some(rest) = line.trim().strip_prefix("radlab serving on http://") {
-            let addr = rest
-                .strip_suffix("/api/v1/health")
-                .unwrap_or_else(|| panic!("{line}"))
-                .parse()
-                .unwrap();
-            // Keep draining stdout so the server never blocks on a full pipe.
-            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-            return (addr, before);
-        }
-        before.push_str(&line);
-    }
 }
 
 /// `radlab serve --demo`: the demo project with reading tasks and the demo accounts, whose
@@ -175,7 +151,7 @@ fn the_demo_server_has_a_project_with_readers_and_tasks() {
             .unwrap()
     };
     let mut server = start();
-    let (addr, printed) = address(&mut server);
+    let (addr, printed) = common::serving_address(&mut server);
     let password = |name: &str| {
         printed
             .lines()
@@ -224,7 +200,7 @@ fn the_demo_server_has_a_project_with_readers_and_tasks() {
     let _ = server.wait();
     // Started again: the same project and accounts, no new passwords.
     let mut server = start();
-    let (addr, printed) = address(&mut server);
+    let (addr, printed) = common::serving_address(&mut server);
     assert!(printed.contains("there already"), "{printed}");
     let r = http(
         addr,

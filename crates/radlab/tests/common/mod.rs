@@ -1,6 +1,7 @@
 //! Helpers shared by the tests that drive the `radlab` binary (each test file uses some).
 #![allow(dead_code)]
 
+use std::io::BufRead;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -30,4 +31,28 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The server's address from its "radlab serving on" line, and what it printed before.
+pub fn serving_address(server: &mut std::process::Child) -> (std::net::SocketAddr, String) {
+    let mut out = std::io::BufReader::new(server.stdout.take().unwrap());
+    let mut before = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the server said: {before}"
+        );
+        if let Some(rest) = line.trim().strip_prefix("radlab serving on http://") {
+            let addr = rest
+                .strip_suffix("/api/v1/health")
+                .unwrap_or_else(|| panic!("{line}"))
+                .parse()
+                .unwrap();
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+            return (addr, before);
+        }
+        before.push_str(&line);
+    }
 }

@@ -82,7 +82,26 @@ pub struct LabelSchema {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
     pub labels: Vec<SchemaLabel>,
+    /// The viewer's window presets for the project's images, replacing its lung /
+    /// mediastinum / bone (none: the viewer's own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub window_presets: Vec<WindowPreset>,
 }
+
+/// A window preset of the viewer: a centre and width in modality units (CT's Hounsfield
+/// units), or, `relative`, as fractions of the image's own range of values from displayed
+/// black (0) to displayed white (1), for radiographs, whose values have no fixed scale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WindowPreset {
+    pub name: String,
+    pub center: f64,
+    pub width: f64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relative: bool,
+}
+
+// `check` refuses non-finite centres and widths, so equality is an equivalence here.
+impl Eq for WindowPreset {}
 
 /// The built-in templates.
 pub const TEMPLATES: [&str; 4] = ["vindr-cxr", "vindr-mammo", "vindr-spinexr", "pedicxr"];
@@ -291,6 +310,7 @@ impl LabelSchema {
         LabelSchema {
             template: Some("vindr-cxr".into()),
             labels,
+            window_presets: Vec::new(),
         }
     }
 
@@ -325,6 +345,7 @@ impl LabelSchema {
         LabelSchema {
             template: Some(template.into()),
             labels,
+            window_presets: Vec::new(),
         }
     }
 
@@ -439,6 +460,27 @@ impl LabelSchema {
                     return Err(format!("label {name:?}: an attribute has no name"));
                 }
             }
+        }
+        let mut presets = BTreeSet::new();
+        for p in &self.window_presets {
+            if p.name.trim().is_empty() || p.name.len() > 40 {
+                return Err(format!(
+                    "window preset {:?}: a name of 1 to 40 characters",
+                    p.name
+                ));
+            }
+            if !presets.insert(p.name.as_str()) {
+                return Err(format!("window preset {:?} appears twice", p.name));
+            }
+            if !p.center.is_finite() || !p.width.is_finite() || p.width <= 0.0 {
+                return Err(format!(
+                    "window preset {:?}: centre and width must be numbers, the width above 0",
+                    p.name
+                ));
+            }
+        }
+        if self.window_presets.len() > 9 {
+            return Err("at most 9 window presets (Shift+1 to Shift+9)".into());
         }
         for l in &self.labels {
             // Walk up the parents: each must exist, and the walk must end.

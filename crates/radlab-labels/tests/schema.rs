@@ -284,3 +284,42 @@ fn breast_scope_is_serialized_as_breast() {
         .scope = LabelScope::Image;
     assert!(old.check_extension(&new).is_err());
 }
+
+#[test]
+fn window_presets_are_kept_checked_and_free_to_change_in_use() {
+    let base = LabelSchema::vindr_cxr();
+    // None by default, and none written: a template's JSON is unchanged.
+    assert!(base.window_presets.is_empty());
+    assert!(
+        !serde_json::to_string(&base)
+            .unwrap()
+            .contains("window_presets")
+    );
+    let with: LabelSchema = serde_json::from_value(serde_json::json!({
+        "template": "vindr-cxr",
+        "labels": serde_json::to_value(&base.labels).unwrap(),
+        "window_presets": [
+            {"name": "Lung", "center": 0.4, "width": 0.8, "relative": true},
+            {"name": "Soft tissue", "center": 40, "width": 400}
+        ]
+    }))
+    .unwrap();
+    with.check().unwrap();
+    assert_eq!(with.window_presets.len(), 2);
+    assert!(with.window_presets[0].relative && !with.window_presets[1].relative);
+    // A schema in use may change its presets (they label nothing).
+    base.check_extension(&with).unwrap();
+    for (bad, says) in [
+        (r#"[{"name": "", "center": 1, "width": 1}]"#, "a name"),
+        (r#"[{"name": "A", "center": 1, "width": 0}]"#, "above 0"),
+        (
+            r#"[{"name": "A", "center": 1, "width": 1}, {"name": "A", "center": 2, "width": 1}]"#,
+            "twice",
+        ),
+    ] {
+        let mut s = with.clone();
+        s.window_presets = serde_json::from_str(bad).unwrap();
+        let e = s.check().unwrap_err();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+}

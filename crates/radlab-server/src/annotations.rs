@@ -58,12 +58,30 @@ pub(crate) async fn get_task_annotations(
         .catalog
         .image_size(&task.project_id, &task.image_id)
         .await?;
+    // Where the image is in the project's DICOMweb, for the viewer.
+    let location = state
+        .catalog
+        .image_locations(&task.project_id, std::slice::from_ref(&task.image_id))
+        .await?
+        .into_iter()
+        .next()
+        .map(|(_, (study, series, sop))| {
+            let dicomweb = format!(
+                "/api/v1/projects/{}/dicomweb/studies/{study}/series/{series}/instances/{sop}",
+                task.project_id
+            );
+            (study, series, sop, dicomweb)
+        });
     let mut out = serde_json::json!({
         "task": task,
         "image": {
             "image_id": task.image_id,
             "columns": size.map(|s| s.0),
             "rows": size.map(|s| s.1),
+            "study_instance_uid": location.as_ref().map(|l| &l.0),
+            "series_instance_uid": location.as_ref().map(|l| &l.1),
+            "sop_instance_uid": location.as_ref().map(|l| &l.2),
+            "dicomweb": location.as_ref().map(|l| &l.3),
         },
         "version": layer.version,
         "annotations": layer.annotations,

@@ -16,7 +16,7 @@
 //!   `{user, csrf_token}`; 401 on a wrong name or password (the same answer for both), 429
 //!   after repeated failures.
 //! - `POST /api/v1/auth/logout`: ends the session.
-//! - `GET /api/v1/me`: the caller.
+//! - `GET /api/v1/me`: the caller (and, signed in with a session, its CSRF token).
 //! - `POST /api/v1/tokens` `{name}`: a new API token for the caller, shown once.
 //! - `GET /api/v1/users`, `POST /api/v1/users` `{username, password, site_role}`: site
 //!   administrators only.
@@ -35,6 +35,7 @@ pub mod openapi;
 mod projects;
 mod tasks;
 pub mod uploads;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -192,6 +193,7 @@ pub fn router(state: AppState) -> Router {
             get(tasks::project_tasks),
         )
         .route("/api/v1/tasks", get(tasks::my_tasks))
+        .route("/api/v1/tasks/summary", get(tasks::my_summary))
         .route(
             "/api/v1/tasks/{task}",
             axum::routing::delete(tasks::unassign),
@@ -213,6 +215,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/jobs/{job}", get(jobs::get))
         .route("/api/v1/jobs/{job}/result", get(jobs::result))
         .route("/api/v1/jobs/{job}/cancel", post(jobs::cancel))
+        .route("/", get(web::asset))
+        .route("/index.html", get(web::asset))
+        .route("/assets/{*file}", get(web::asset))
+        .route("/favicon.ico", get(web::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -387,8 +393,16 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> Result<Respons
     Ok(response)
 }
 
+/// The caller; with a session cookie, also the session's CSRF token, so that a page opened
+/// in a new tab of a signed-in browser can write (only a same-origin page can read it: the
+/// API sends no CORS headers outside DICOMweb).
 async fn me(caller: Caller) -> Json<serde_json::Value> {
-    Json(serde_json::json!({"user": caller.user}))
+    match &caller.via {
+        Via::Session { csrf, .. } => {
+            Json(serde_json::json!({"user": caller.user, "csrf_token": csrf}))
+        }
+        Via::ApiToken => Json(serde_json::json!({"user": caller.user})),
+    }
 }
 
 #[derive(Deserialize)]

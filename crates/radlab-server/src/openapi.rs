@@ -207,6 +207,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
         None,
     ),
     e(
+        "get",
+        "/api/v1/tasks/summary",
+        "signed in",
+        "The caller's queue per project (tasks by state) and pace (median seconds per image, submitted in the last day and week).",
+        None,
+    ),
+    e(
         "delete",
         "/api/v1/tasks/{task}",
         "owner",

@@ -197,6 +197,16 @@ pub(crate) async fn my_tasks(
     ))
 }
 
+/// `GET /api/v1/tasks/summary`: the caller's queue in each project (tasks by state) and
+/// their pace (median seconds per image, submitted in the last day and week).
+pub(crate) async fn my_summary(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let projects = state.catalog.queue_summary(&caller.user.user_id).await?;
+    Ok(Json(serde_json::json!({"projects": projects})))
+}
+
 /// The caller's own task; anyone else's is "not found" (its id tells nothing).
 pub(crate) async fn own_task(
     state: &AppState,

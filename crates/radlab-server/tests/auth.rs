@@ -88,6 +88,8 @@ fn the_access_rules_hold(url: &str, backend: &str) {
         (r.status, r.json()["user"]["username"].as_str()),
         (200, Some("admin"))
     );
+    // The session's CSRF token, for a page opened in a new tab of the signed-in browser.
+    assert_eq!(r.json()["csrf_token"].as_str(), Some(csrf.as_str()));
 
     // A cookie write without the CSRF header, or with a wrong one, is refused.
     for headers in [

@@ -199,8 +199,18 @@ fn flow(url: &str, backend: &str, corpus: &radlab_testkit::Corpus) {
     assert_eq!(r.status, 409, "{}", String::from_utf8_lossy(&r.body));
 
     // Every reader submits everything: train images finish; test images open review tasks.
+    // Their worklist summary counts what they had and what they submitted (their pace).
     for u in readers.values() {
-        for task in my_tasks(addr, u, "") {
+        let before = json(addr, "GET", "/api/v1/tasks/summary", &u.h(), "").json();
+        let mine = my_tasks(addr, u, "");
+        let q = &before["projects"][0];
+        assert_eq!(q["project_id"], "cxr", "{backend}: {before}");
+        assert_eq!(
+            (q["new"].as_i64().unwrap() + q["in_progress"].as_i64().unwrap()) as usize,
+            mine.iter().filter(|t| t["state"] != "SUBMITTED").count(),
+            "{backend}: {before}"
+        );
+        for task in mine {
             let id = task["task_id"].as_str().unwrap();
             if task["state"] == "NEW" {
                 assert_eq!(
@@ -232,6 +242,21 @@ fn flow(url: &str, backend: &str, corpus: &radlab_testkit::Corpus) {
             .map(|i| i["state"].as_str().unwrap().to_string())
             .collect()
     };
+    for u in readers.values() {
+        let after = json(addr, "GET", "/api/v1/tasks/summary", &u.h(), "").json();
+        let q = &after["projects"][0];
+        let total = my_tasks(addr, u, "").len() as i64;
+        assert_eq!(q["new"], 0, "{backend}: {after}");
+        assert_eq!(q["in_progress"], 0, "{backend}: {after}");
+        assert_eq!(
+            q["submitted"].as_i64().unwrap(),
+            total,
+            "{backend}: {after}"
+        );
+        assert_eq!(q["submitted_last_day"].as_i64().unwrap(), total);
+        assert_eq!(q["submitted_last_week"].as_i64().unwrap(), total);
+        assert!(q["median_seconds_per_image"].as_f64().unwrap() >= 0.0);
+    }
     assert_eq!(states("train"), ["done", "done", "done"]);
     assert_eq!(states("test"), ["in_review", "in_review"]);
     for n in ["rev1", "rev2"] {

@@ -44,4 +44,4 @@ pub use jobs::{Job, JobControl, JobState, MAX_ATTEMPTS, StaleJobs};
 pub use labels::{Layer, Member, ProjectRole, ProjectSummary};
 pub use project_images::{Added, ImageSelection, ProjectImage, SPLITS};
 pub use task_layers::{LayerAnnotation, LayerKey, LayerState, LayerWriteError};
-pub use tasks::{Assignment, ReaderProgress, Task, Workflow};
+pub use tasks::{Assignment, QueueSummary, ReaderProgress, Task, Workflow};

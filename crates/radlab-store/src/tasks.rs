@@ -66,6 +66,19 @@ pub struct ReaderProgress {
     pub median_seconds_per_image: Option<f64>,
 }
 
+/// One reader's queue in one project.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueSummary {
+    pub project_id: String,
+    pub new: i64,
+    pub in_progress: i64,
+    pub submitted: i64,
+    /// Median seconds from start to submit over their submitted tasks.
+    pub median_seconds_per_image: Option<f64>,
+    pub submitted_last_day: i64,
+    pub submitted_last_week: i64,
+}
+
 /// A task as its reader sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Task {
@@ -784,6 +797,90 @@ impl Catalog {
                     }
                 });
                 p
+            })
+            .collect())
+    }
+
+    /// A reader's own queue in each of their projects: tasks by state, the median seconds
+    /// from start to submit, and how many they submitted in the last 24 hours and 7 days
+    /// (their pace, for the worklist).
+    pub async fn queue_summary(&self, user_id: &str) -> Result<Vec<QueueSummary>> {
+        let counts = sqlx::query(
+            "SELECT project_id, state, n FROM task_counts WHERE user_id = $1 AND n > 0 \
+             ORDER BY project_id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by: BTreeMap<String, (QueueSummary, Vec<f64>)> = BTreeMap::new();
+        for r in counts {
+            let project: String = r.try_get(0)?;
+            let state: String = r.try_get(1)?;
+            let n: i64 = r.try_get(2)?;
+            let q = &mut by
+                .entry(project.clone())
+                .or_insert_with(|| {
+                    let q = QueueSummary {
+                        project_id: project,
+                        new: 0,
+                        in_progress: 0,
+                        submitted: 0,
+                        median_seconds_per_image: None,
+                        submitted_last_day: 0,
+                        submitted_last_week: 0,
+                    };
+                    (q, Vec::new())
+                })
+                .0;
+            match state.as_str() {
+                "NEW" => q.new += n,
+                "IN_PROGRESS" => q.in_progress += n,
+                _ => q.submitted += n,
+            }
+        }
+        let times = sqlx::query(
+            "SELECT project_id, started_at, submitted_at FROM tasks WHERE user_id = $1 \
+             AND submitted_at <> ''",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let parse = |s: &str| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+        };
+        let now = time::OffsetDateTime::now_utc();
+        for r in times {
+            let project: String = r.try_get(0)?;
+            let (started, submitted): (String, String) = (r.try_get(1)?, r.try_get(2)?);
+            let Some((q, durations)) = by.get_mut(&project) else {
+                continue;
+            };
+            if let Some(b) = parse(&submitted) {
+                let age = now - b;
+                if age <= time::Duration::days(1) {
+                    q.submitted_last_day += 1;
+                }
+                if age <= time::Duration::days(7) {
+                    q.submitted_last_week += 1;
+                }
+                if let Some(a) = parse(&started) {
+                    durations.push((b - a).as_seconds_f64());
+                }
+            }
+        }
+        Ok(by
+            .into_values()
+            .map(|(mut q, mut times)| {
+                times.sort_by(f64::total_cmp);
+                q.median_seconds_per_image = (!times.is_empty()).then(|| {
+                    let n = times.len();
+                    if n % 2 == 1 {
+                        times[n / 2]
+                    } else {
+                        (times[n / 2 - 1] + times[n / 2]) / 2.0
+                    }
+                });
+                q
             })
             .collect())
     }

@@ -1,0 +1,422 @@
+// End-to-end tests of the web UI in headless Debian chromium (playwright-core, no browser
+// download), against a real `radlab serve` with corpus radiographs catalogued. Driven by
+// crates/radlab/tests/web_ui.rs, which makes the accounts, imports the images, starts the
+// server and passes:
+//   RADLAB_URL        the server, e.g. http://127.0.0.1:41234
+//   RADLAB_PASSWORDS  JSON {admin, reader1, reader2, reviewer1: password}
+//   RADLAB_ARTIFACTS  where screenshots and the report go
+//   CHROMIUM          the browser (default /usr/bin/chromium)
+// Exit status 0 when every check holds; each failure is printed with the step it broke.
+
+import { chromium } from 'playwright-core';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+const base = process.env.RADLAB_URL;
+const pw = JSON.parse(process.env.RADLAB_PASSWORDS ?? '{}');
+const out = process.env.RADLAB_ARTIFACTS ?? 'test-results';
+mkdirSync(out, { recursive: true });
+const require = createRequire(import.meta.url);
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const project = 'e2e-cxr';
+const report = { steps: [], axe: {}, rendering: {}, layout: {} };
+let shot = 0;
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+}
+
+async function step(name, f) {
+  const t0 = Date.now();
+  try {
+    await f();
+    report.steps.push({ name, ms: Date.now() - t0 });
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    report.steps.push({ name, error: String(e) });
+    for (const p of openPages) if (!p.isClosed()) await p.screenshot({ path: join(out, `failed-${openPages.indexOf(p)}.png`) }).catch(() => {});
+    console.log(`FAIL ${name}: ${e.stack ?? e}`);
+    writeFileSync(join(out, 'report.json'), JSON.stringify(report, null, 2));
+    throw e;
+  }
+}
+
+async function snap(page, name) {
+  shot++;
+  await page.screenshot({ path: join(out, `${String(shot).padStart(2, '0')}-${name}.png`) });
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+
+const problems = [];
+const openPages = [];
+async function session(user) {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 768 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  openPages.push(page);
+  page.on('pageerror', (e) => problems.push(`${user}: page error: ${e.stack ?? e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of (401|404|409)|ERR_INTERNET_DISCONNECTED|ERR_FAILED/.test(m.text())) problems.push(`${user}: console: ${m.text()}`);
+  });
+  await page.goto(base + '/');
+  return { context, page };
+}
+
+async function signIn(page, user) {
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(pw[user]);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('who').waitFor();
+}
+
+async function axe(page, name) {
+  await page.evaluate(axeSource);
+  const r = await page.evaluate(async () => {
+    const res = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa'] } });
+    return res.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help, targets: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+  });
+  report.axe[name] = r;
+  check(r.length === 0, `axe on ${name}: ${JSON.stringify(r)}`);
+}
+
+/** Wait until the viewer has an image on screen (non-black pixels in the canvas). */
+async function imageOnScreen(page) {
+  await page.waitForFunction(() => {
+    const r = window.__radlab;
+    if (!r?.firstImageMs) return false;
+    const c = document.querySelector('.viewport canvas');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < d.length; i += 4 * 97) if (d[i] > 16) return true;
+    return false;
+  });
+}
+
+async function dragOnImage(page, from, to) {
+  const box = await page.locator('.viewport').boundingBox();
+  await page.mouse.move(box.x + from[0], box.y + from[1]);
+  await page.mouse.down();
+  for (let i = 1; i <= 8; i++) await page.mouse.move(box.x + from[0] + ((to[0] - from[0]) * i) / 8, box.y + from[1] + ((to[1] - from[1]) * i) / 8);
+  await page.mouse.up();
+}
+
+async function saved(page) {
+  await page.getByTestId('save-state').filter({ hasText: 'All changes saved' }).waitFor({ timeout: 10000 });
+}
+
+async function api(page, method, path, body) {
+  return page.evaluate(
+    async ([method, path, body]) => {
+      const csrf = sessionStorage.getItem('radlab.csrf') ?? '';
+      const r = await fetch(path, { method, headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: body ? JSON.stringify(body) : undefined });
+      return { status: r.status, body: await r.json().catch(() => null) };
+    },
+    [method, path, body],
+  );
+}
+
+let exitCode = 0;
+try {
+  let firstImage;
+  let reader1Task;
+  await step('the first page fits 1366x768 and passes axe (WCAG 2.1 AA)', async () => {
+    const { page, context } = await session('anon');
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    const fit = await page.evaluate(() => {
+      const b = [...document.querySelectorAll('button')].find((x) => x.textContent.includes('Sign in')).getBoundingClientRect();
+      return { scrollW: document.documentElement.scrollWidth, scrollH: document.documentElement.scrollHeight, button: b.bottom, w: innerWidth, h: innerHeight };
+    });
+    report.layout.signin = fit;
+    check(fit.scrollW <= 1366 && fit.button <= 768, `sign-in fits the screen: ${JSON.stringify(fit)}`);
+    await snap(page, 'sign-in');
+    await axe(page, 'sign-in');
+    await context.close();
+  });
+
+  await step('an admin creates a VinDr-CXR project, adds chest radiographs and assigns readers', async () => {
+    const { page, context } = await session('admin');
+    await signIn(page, 'admin');
+    await axe(page, 'worklist');
+    await page.getByRole('link', { name: 'Projects' }).click();
+    await page.getByLabel('Project id').fill(project);
+    await page.getByLabel('Template').selectOption('vindr-cxr');
+    await snap(page, 'admin-new-project');
+    await page.getByRole('button', { name: 'Create' }).click();
+    await page.getByRole('heading', { name: project }).waitFor();
+    // A window preset of the project's own.
+    await page.getByRole('link', { name: 'Labels' }).click();
+    await page.getByRole('button', { name: 'Start from lung / mediastinum / bone' }).click();
+    await page.getByRole('button', { name: 'Add a preset' }).click();
+    await page.locator('input[name=preset-name-3]').fill('Wide');
+    await page.locator('input[name=preset-width-3]').fill('1.6');
+    await page.getByRole('button', { name: 'Save labels and presets' }).click();
+    await page.getByText('Labels and window presets saved.').waitFor();
+    await page.getByRole('link', { name: 'Images' }).click();
+    await page.locator('select[name=split]').selectOption('test');
+    await page.getByLabel('Body part').fill('CHEST');
+    await page.getByRole('button', { name: 'Add the matching images' }).click();
+    await page.getByText(/images added to test/).waitFor();
+    const added = Number((await page.getByText(/images added to test/).textContent()).match(/(\d+) images added/)[1]);
+    check(added >= 3, `at least 3 chest images added, got ${added}`);
+    await snap(page, 'admin-images');
+    await page.getByRole('link', { name: 'Readers and workflows' }).click();
+    for (const [u, role] of [
+      ['reader1', 'annotator'],
+      ['reader2', 'annotator'],
+      ['reviewer1', 'reviewer'],
+    ]) {
+      await page.locator('input[name=member]').fill(u);
+      await page.locator('select[name=role]').selectOption(role);
+      await page.getByRole('button', { name: 'Add member' }).click();
+      await page.getByText(`${u} is now ${role} of the project.`).waitFor();
+    }
+    await page.locator('select[name=wf-split]').selectOption('test');
+    await page.locator('select[name=wf-kind]').selectOption('consensus');
+    await page.locator('input[name=wf-readers]').fill('2');
+    await page.locator('input[name=wf-reviewers]').fill('1');
+    await page.getByRole('button', { name: 'Set workflow' }).click();
+    await page.getByText('Workflow of test set.').waitFor();
+    await page.getByTestId('assign-test').click();
+    await page.getByText(/Assigned test: \d+ tasks/).waitFor();
+    const text = await page.getByText(/Assigned test: \d+ tasks/).textContent();
+    check(text.includes(`${added * 2} tasks`), `two readers per image: ${text}`);
+    await snap(page, 'admin-assigned');
+    await axe(page, 'project-admin');
+    await context.close();
+  });
+
+  await step('reader1 opens a CXR, changes the window, draws two labelled boxes, ticks an image label, reloads, finds it all, submits', async () => {
+    const { page, context } = await session('reader1');
+    await signIn(page, 'reader1');
+    await page.getByTestId('start-next').filter({ hasText: 'Start reading' }).waitFor();
+    await page.waitForFunction(() => document.querySelector('[data-testid=count-todo]').textContent !== '0');
+    await snap(page, 'reader1-worklist');
+    await page.getByTestId('start-next').filter({ hasText: 'Start reading' }).click();
+    await imageOnScreen(page);
+    reader1Task = await page.evaluate(() => window.__radlab.taskId);
+    firstImage = await page.evaluate(async (t) => (await (await fetch(`/api/v1/tasks/${t}/annotations`)).json()).image, reader1Task);
+    await snap(page, 'reader1-image');
+    await axe(page, 'task');
+    // The window: a preset from the keyboard, then a right-button drag.
+    const wl0 = await page.getByTestId('wl').textContent();
+    await page.locator('.viewport').click({ position: { x: 5, y: 5 }, button: 'middle' });
+    await page.keyboard.press('Shift+Digit2');
+    await page.waitForFunction((w) => document.querySelector('[data-testid=wl]').textContent !== w, wl0);
+    const wl1 = await page.getByTestId('wl').textContent();
+    check(wl1.includes('Auto') || wl1 !== wl0, `window preset applied: ${wl0} -> ${wl1}`);
+    const vp = await page.locator('.viewport').boundingBox();
+    await page.mouse.move(vp.x + 300, vp.y + 300);
+    await page.mouse.down({ button: 'right' });
+    await page.mouse.move(vp.x + 360, vp.y + 330, { steps: 6 });
+    await page.mouse.up({ button: 'right' });
+    const wl2 = await page.getByTestId('wl').textContent();
+    check(wl2 !== wl1, `window dragged: ${wl1} -> ${wl2}`);
+    // The project's own preset, from the menu.
+    const wide = await page.getByTestId('window-preset').locator('option', { hasText: 'Wide' }).getAttribute('value');
+    await page.getByTestId('window-preset').selectOption(wide);
+    await page.getByTestId('wl').filter({ hasText: '(Wide)' }).waitFor({ timeout: 5000 });
+    await snap(page, 'reader1-window');
+    // Box 1: drawn, then label by its key (1: Aortic enlargement).
+    await dragOnImage(page, [300, 200], [420, 320]);
+    await page.getByRole('dialog', { name: 'Choose a label' }).waitFor();
+    await page.keyboard.press('1');
+    // Box 2: label by typing.
+    await dragOnImage(page, [480, 380], [600, 520]);
+    await page.getByRole('dialog', { name: 'Choose a label' }).waitFor();
+    await page.getByLabel('Filter labels').fill('cardio');
+    await page.keyboard.press('Enter');
+    await page.getByRole('checkbox', { name: /Other disease/ }).check();
+    await saved(page);
+    const boxes = await page.getByTestId('boxes').locator('li').allTextContents();
+    check(boxes.length === 2, `two boxes: ${boxes}`);
+    check(boxes[0].includes('Aortic enlargement') && boxes[1].includes('Cardiomegaly'), `labels: ${boxes}`);
+    await snap(page, 'reader1-two-boxes');
+    await page.reload();
+    await imageOnScreen(page);
+    const after = await page.getByTestId('boxes').locator('li').allTextContents();
+    check(after.length === 2 && after[0].includes('Aortic enlargement') && after[1].includes('Cardiomegaly'), `after reload: ${after}`);
+    check(await page.getByRole('checkbox', { name: /Other disease/ }).isChecked(), 'image label kept');
+    await snap(page, 'reader1-after-reload');
+    // Undo and redo of a third box.
+    await dragOnImage(page, [200, 500], [260, 560]);
+    await page.getByRole('dialog', { name: 'Choose a label' }).waitFor();
+    await page.keyboard.press('2');
+    await saved(page);
+    check((await page.getByTestId('boxes').locator('li').count()) === 3, 'third box');
+    await page.locator('.viewport').click({ position: { x: 5, y: 5 }, button: 'middle' });
+    await page.keyboard.press('Control+z');
+    await saved(page);
+    check((await page.getByTestId('boxes').locator('li').count()) === 2, 'undo removed it');
+    await page.keyboard.press('?');
+    await page.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor();
+    await snap(page, 'reader1-shortcuts');
+    await page.keyboard.press('Escape');
+    await page.getByTestId('submit').click();
+    await page.waitForFunction((t) => window.__radlab?.taskId !== t || location.hash === '#/', reader1Task);
+    const done = await api(page, 'GET', `/api/v1/tasks?state=SUBMITTED`);
+    check(done.body.tasks.some((t) => t.task_id === reader1Task), 'task submitted');
+    await snap(page, 'reader1-next-task');
+    await context.close();
+  });
+
+  await step('a change made offline is kept and sent on reconnect; one from a closed tab is sent when the task is opened again', async () => {
+    const { page, context } = await session('reader1');
+    await signIn(page, 'reader1');
+    await page.getByTestId('start-next').filter({ hasText: 'Start reading' }).click();
+    await imageOnScreen(page);
+    const task = await page.evaluate(() => window.__radlab.taskId);
+    await context.setOffline(true);
+    await dragOnImage(page, [300, 300], [400, 400]);
+    await page.getByRole('dialog', { name: 'Choose a label' }).waitFor();
+    await page.keyboard.press('3');
+    await page.getByTestId('save-state').filter({ hasText: 'Offline' }).waitFor({ timeout: 10000 });
+    await snap(page, 'offline');
+    await context.setOffline(false);
+    await saved(page);
+    let r = await api(page, 'GET', `/api/v1/tasks/${task}/annotations`);
+    check(r.body.annotations.length === 1, `sent on reconnect: ${JSON.stringify(r.body.annotations)}`);
+    // Writes fail (the server unreachable for them), the tab is closed, the task opened again.
+    await page.route('**/annotations', (route) => (route.request().method() === 'PUT' ? route.abort() : route.continue()));
+    await dragOnImage(page, [250, 150], [320, 230]);
+    await page.getByRole('dialog', { name: 'Choose a label' }).waitFor();
+    await page.keyboard.press('4');
+    await page.getByTestId('save-state').filter({ hasText: 'Offline' }).waitFor({ timeout: 10000 });
+    const page2 = await context.newPage();
+    await page.close({ runBeforeUnload: false });
+    await page2.goto(`${base}/#/tasks/${task}`);
+    await imageOnScreen(page2);
+    await saved(page2);
+    r = await api(page2, 'GET', `/api/v1/tasks/${task}/annotations`);
+    check(r.body.annotations.length === 2, `sent from the new tab: ${JSON.stringify(r.body.annotations)}`);
+    await context.close();
+  });
+
+  await step("reader2 reads the same image and cannot see reader1's boxes", async () => {
+    const { page, context } = await session('reader2');
+    await signIn(page, 'reader2');
+    const mine = await api(page, 'GET', `/api/v1/tasks?limit=100`);
+    const same = mine.body.tasks.find((t) => t.image_id === firstImage.image_id);
+    check(same, 'reader2 has the image');
+    const other = await api(page, 'GET', `/api/v1/tasks/${reader1Task}/annotations`);
+    check(other.status === 404, `reader1's task answers 404 to reader2, got ${other.status}`);
+    await page.goto(`${base}/#/tasks/${same.task_id}`);
+    await imageOnScreen(page);
+    check((await page.getByTestId('boxes').locator('li').count()) === 0, 'no box of reader1 shows');
+    check((await page.locator('.overlay rect').count()) === 0, 'nothing drawn on the image');
+    await snap(page, 'reader2-blind');
+    // The same finding, about where reader1 put it.
+    await dragOnImage(page, [302, 204], [418, 318]);
+    await page.getByRole('dialog', { name: 'Choose a label' }).waitFor();
+    await page.keyboard.press('1');
+    await saved(page);
+    await page.getByTestId('submit').click();
+    await page.waitForFunction((t) => !location.hash.includes(t), same.task_id);
+    await context.close();
+  });
+
+  await step('the reviewer sees both layers and the fused proposal, accepts it and submits the consensus', async () => {
+    const { page, context } = await session('reviewer1');
+    await signIn(page, 'reviewer1');
+    await page.getByTestId('start-next').filter({ hasText: 'Start reading' }).click();
+    await imageOnScreen(page);
+    const layers = await page.getByRole('region', { name: 'Layers' }).getByRole('checkbox').count();
+    check(layers === 4, `two reader layers, the proposal, the consensus: ${layers}`);
+    const proposal = await page.getByTestId('proposal').locator('li').allTextContents();
+    check(proposal.some((p) => p.includes('Aortic enlargement') && p.includes('· 2 of 2 readers')), `proposal: ${proposal}`);
+    check(proposal.some((p) => p.includes('Cardiomegaly') && p.includes('· 1 of 2 readers')), `proposal: ${proposal}`);
+    const readerBoxes = await page.locator('.overlay text').allTextContents();
+    check(readerBoxes.some((t) => t.startsWith('reader1:')) && readerBoxes.some((t) => t.startsWith('reader2:')), `both layers drawn: ${readerBoxes}`);
+    // Each reader's layer can be hidden.
+    await page.getByRole('region', { name: 'Layers' }).getByRole('checkbox', { name: /reader1/ }).uncheck();
+    const shown = await page.locator('.overlay text').allTextContents();
+    check(!shown.some((t) => t.startsWith('reader1:')) && shown.some((t) => t.startsWith('reader2:')), `reader1 hidden: ${shown}`);
+    await page.getByRole('region', { name: 'Layers' }).getByRole('checkbox', { name: /reader1/ }).check();
+    await snap(page, 'review-layers');
+    await page.getByTestId('accept-all').click();
+    await saved(page);
+    check((await page.getByTestId('boxes').locator('li').count()) === 2, 'both boxes accepted into the consensus');
+    const left = await page.getByTestId('proposal').getByRole('button', { name: 'Accept' }).count();
+    check(left === 0, `every proposal accepted (${left} left)`);
+    await snap(page, 'review-accepted');
+    await axe(page, 'review');
+    const task = await page.evaluate(() => window.__radlab.taskId);
+    await page.getByTestId('submit').click();
+    await page.waitForFunction((t) => !location.hash.includes(t), task);
+    await context.close();
+    const admin = await session('admin');
+    await signIn(admin.page, 'admin');
+    const all = await api(admin.page, 'GET', `/api/v1/projects/${project}/annotations`);
+    const consensus = all.body.annotations.filter((a) => a.reader == null);
+    check(consensus.some((a) => a.label === 'Aortic enlargement'), `consensus stored: ${JSON.stringify(all.body.annotations.slice(0, 5))}`);
+    await admin.context.close();
+  });
+
+  await step('the canvas shows a MONOCHROME1 CXR as the server renders it at the same window', async () => {
+    const { page, context } = await session('reader2');
+    await signIn(page, 'reader2');
+    const tasks = (await api(page, 'GET', `/api/v1/tasks?limit=100`)).body.tasks;
+    let target;
+    for (const t of tasks) {
+      const meta = await page.evaluate(async (u) => (await fetch(`${u}/metadata`)).json(), t.dicomweb);
+      if (meta[0]['00280004'].Value[0] === 'MONOCHROME1' && meta[0]['00280010'].Value[0] > 1000) target = t;
+    }
+    check(target, 'a MONOCHROME1 radiograph among the tasks');
+    await page.goto(`${base}/#/tasks/${target.task_id}`);
+    await imageOnScreen(page);
+    const result = await page.evaluate(async (url) => {
+      const v = window.__radlab.viewer;
+      const img = v.image;
+      const windows = [
+        { center: (img.min + img.max) / 2, width: (img.max - img.min) / 2 },
+        { center: img.min + (img.max - img.min) * 0.3, width: 700 },
+      ];
+      const out = [];
+      for (const w of windows) {
+        v.setWindow({ center: w.center, width: w.width, fn: 'LINEAR' });
+        v.oneToOne();
+        v.render();
+        const c = v.canvas;
+        const shown = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const res = await fetch(`${url}/rendered?window=${w.center},${w.width}`, { headers: { Accept: 'image/png' } });
+        const bmp = await createImageBitmap(await res.blob());
+        const oc = new OffscreenCanvas(bmp.width, bmp.height);
+        const octx = oc.getContext('2d');
+        octx.drawImage(bmp, 0, 0);
+        const server = octx.getImageData(0, 0, bmp.width, bmp.height).data;
+        let n = 0;
+        let max = 0;
+        let sum = 0;
+        for (let py = 0; py < c.height; py++) {
+          for (let px = 0; px < c.width; px++) {
+            const [ix, iy] = v.toImage(px + 0.5, py + 0.5);
+            const x = Math.floor(ix);
+            const y = Math.floor(iy);
+            if (x < 0 || y < 0 || x >= bmp.width || y >= bmp.height) continue;
+            const d = Math.abs(shown[(py * c.width + px) * 4] - server[(y * bmp.width + x) * 4]);
+            n++;
+            sum += d;
+            if (d > max) max = d;
+          }
+        }
+        out.push({ window: w, pixels: n, maxDiff: max, meanDiff: sum / n, size: [bmp.width, bmp.height] });
+      }
+      return out;
+    }, target.dicomweb);
+    report.rendering = result;
+    await snap(page, 'rendering-1to1');
+    for (const r of result) check(r.pixels > 100000 && r.maxDiff <= 1, `canvas vs server: ${JSON.stringify(r)}`);
+    await context.close();
+  });
+
+  check(problems.length === 0, `no page errors or console errors: ${problems.join('\n')}`);
+} catch (e) {
+  exitCode = 1;
+  if (problems.length) console.log('page problems:\n' + problems.join('\n'));
+} finally {
+  writeFileSync(join(out, 'report.json'), JSON.stringify(report, null, 2));
+  await browser.close();
+}
+process.exit(exitCode);

@@ -15,7 +15,7 @@ import { nextTask } from './worklist';
 
 declare global {
   interface Window {
-    __radlab?: { firstImageMs?: number; readonly frames: number; viewer?: Viewer; taskId?: string };
+    __radlab?: { firstImageMs?: number; readonly frames: number; viewer?: Viewer; taskId?: string; nextTaskId?: string };
   }
 }
 
@@ -85,6 +85,9 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
   const saver = useRef<Autosave | null>(null);
   const docRef = useRef(doc);
   docRef.current = doc;
+  // The status bar follows the viewer at most every 80 ms: a drag redraws the image at the
+  // screen's rate, and re-rendering the panel with it would halve that rate.
+  const throttled = useRef(new Throttle(80));
 
   const readonly = !data || data.task.state === 'SUBMITTED' || save.state === 'readonly';
   const review = data?.task.kind === 'review';
@@ -171,7 +174,11 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
         viewer.current.render();
         window.__radlab!.firstImageMs = performance.now();
         nextTask(data.task.project_id, taskId)
-          .then((t) => t?.dicomweb && prefetchImage(t.dicomweb))
+          .then((t) => {
+            if (!t?.dicomweb) return;
+            prefetchImage(t.dicomweb);
+            window.__radlab!.nextTaskId = t.task_id;
+          })
           .catch(() => {});
       })
       .catch((e) => live && setImageError(e.message));
@@ -337,8 +344,8 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
           setPicker(null);
         }
       },
-      onCursor: setCursor,
-      onView: setView,
+      onCursor: (c) => throttled.current.set('cursor', () => setCursor(c)),
+      onView: (v) => throttled.current.set('view', () => setView(v)),
     });
   }, [doc, data, hidden, selected, draft, readonly, tool, schema, picker]);
 
@@ -736,6 +743,23 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
       {help && <Shortcuts onClose={() => setHelp(false)} />}
     </main>
   );
+}
+
+/** Runs the latest function given under each key at most once per `ms`. */
+class Throttle {
+  private pending = new Map<string, () => void>();
+  private timer = 0;
+  constructor(private ms: number) {}
+  set(key: string, f: () => void) {
+    this.pending.set(key, f);
+    if (this.timer) return;
+    this.timer = window.setTimeout(() => {
+      this.timer = 0;
+      const fs = [...this.pending.values()];
+      this.pending.clear();
+      for (const g of fs) g();
+    }, this.ms);
+  }
 }
 
 /** Boxes are kept to a tenth of a pixel: the same box at that precision. */

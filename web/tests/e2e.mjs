@@ -212,8 +212,7 @@ try {
     await page.mouse.down({ button: 'right' });
     await page.mouse.move(vp.x + 360, vp.y + 330, { steps: 6 });
     await page.mouse.up({ button: 'right' });
-    const wl2 = await page.getByTestId('wl').textContent();
-    check(wl2 !== wl1, `window dragged: ${wl1} -> ${wl2}`);
+    await page.waitForFunction((w) => document.querySelector('[data-testid=wl]').textContent !== w, wl1, { timeout: 5000 });
     // The project's own preset, from the menu.
     const wide = await page.getByTestId('window-preset').locator('option', { hasText: 'Wide' }).getAttribute('value');
     await page.getByTestId('window-preset').selectOption(wide);

@@ -279,6 +279,15 @@ export class Viewer {
     });
   }
 
+  /** Draw now, dropping a pending frame request. */
+  private renderNow() {
+    if (this.raf) {
+      cancelAnimationFrame(this.raf);
+      this.raf = 0;
+    }
+    this.render();
+  }
+
   /** Draw now (tests and benchmarks call it to skip the frame wait). */
   render() {
     const img = this.img;
@@ -514,7 +523,7 @@ export class Viewer {
       case 'pan':
         this.panX = d.start.panX + dx * this.dpr();
         this.panY = d.start.panY + dy * this.dpr();
-        this.request();
+        this.renderNow();
         break;
       case 'zoom': {
         this.scale = d.start.scale;
@@ -531,7 +540,10 @@ export class Viewer {
           width: Math.max(1, d.start.window.width + dx * k),
           name: undefined,
         };
-        this.request();
+        // Drawn at once: the browser hands mouse moves over once per frame, so drawing in
+        // the handler shows each move in the frame it arrived in (a redraw costs the
+        // screen's pixels, a few milliseconds).
+        this.renderNow();
         break;
       }
       case 'draw': {

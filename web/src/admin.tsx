@@ -359,6 +359,20 @@ function Images({ projectId }: { projectId: string }) {
       fail(err);
     }
   };
+  const [picked, setPicked] = useState<Set<string>>(new Set());
+  const [moveTo, setMoveTo] = useState('test');
+  const move = async () => {
+    clear();
+    setMsg('');
+    try {
+      const r = await post(`/api/v1/projects/${enc(projectId)}/images/split`, { image_ids: [...picked], split: moveTo });
+      setMsg(`${r.moved} images moved to ${moveTo}.`);
+      setPicked(new Set());
+      load();
+    } catch (e) {
+      fail(e);
+    }
+  };
   const counts: Record<string, number> = {};
   for (const i of images) counts[i.split] = (counts[i.split] ?? 0) + 1;
   const q = Object.fromEntries(Object.entries(query).filter(([, v]) => v.trim()));
@@ -412,9 +426,31 @@ function Images({ projectId }: { projectId: string }) {
         </label>
         <button type="submit">Upload</button>
       </form>
+      <div class="inline-form" aria-label="Move images">
+        <span>{picked.size} selected</span>
+        <label>
+          Move them to{' '}
+          <select name="move-to" value={moveTo} onChange={(e) => setMoveTo((e.target as HTMLSelectElement).value)}>
+            <option value="train">train</option>
+            <option value="test">test</option>
+            <option value="unassigned">unassigned</option>
+          </select>
+        </label>
+        <button disabled={!picked.size} onClick={move}>
+          Move
+        </button>
+      </div>
       <table class="grid" aria-label="Project images">
         <thead>
           <tr>
+            <th scope="col">
+              <input
+                type="checkbox"
+                aria-label="Select all"
+                checked={images.length > 0 && picked.size === Math.min(images.length, 200)}
+                onChange={(e) => setPicked((e.target as HTMLInputElement).checked ? new Set(images.slice(0, 200).map((i) => i.image_id)) : new Set())}
+              />
+            </th>
             <th scope="col">Image id</th>
             <th scope="col">Modality</th>
             <th scope="col">Split</th>
@@ -424,6 +460,19 @@ function Images({ projectId }: { projectId: string }) {
         <tbody>
           {images.slice(0, 200).map((i) => (
             <tr key={i.image_id}>
+              <td>
+                <input
+                  type="checkbox"
+                  aria-label={`Select ${i.image_id}`}
+                  checked={picked.has(i.image_id)}
+                  onChange={() => {
+                    const n = new Set(picked);
+                    if (n.has(i.image_id)) n.delete(i.image_id);
+                    else n.add(i.image_id);
+                    setPicked(n);
+                  }}
+                />
+              </td>
               <td>
                 <code>{i.image_id}</code>
               </td>
@@ -600,12 +649,12 @@ function People({ projectId, isAdmin }: { projectId: string; isAdmin: boolean })
 }
 
 function Export({ projectId }: { projectId: string }) {
-  const [format, setFormat] = useState('kaggle');
+  const [format, setFormat] = useState('vindr');
   const [jobs, setJobs] = useState<any[]>([]);
   const [error, fail, clear] = useError();
   const load = () =>
     get('/api/v1/jobs?limit=50')
-      .then((r: any) => setJobs(r.jobs.filter((j: any) => j.project_id === projectId)))
+      .then((r: any) => setJobs(r.jobs.filter((j: any) => j.project === projectId)))
       .catch(fail);
   useEffect(() => {
     load();
@@ -628,8 +677,8 @@ function Export({ projectId }: { projectId: string }) {
         <label>
           Format{' '}
           <select name="format" value={format} onChange={(e) => setFormat((e.target as HTMLSelectElement).value)}>
-            <option value="kaggle">Kaggle train.csv (readers and consensus)</option>
-            <option value="vindr">VinDr annotations CSV</option>
+            <option value="vindr">VinDr-CXR annotations CSV (every label)</option>
+            <option value="kaggle">Kaggle train.csv (its 15 classes only)</option>
           </select>
         </label>
         <button class="primary" data-testid="start-export" onClick={() => start('export_labels', { format })}>
@@ -654,7 +703,7 @@ function Export({ projectId }: { projectId: string }) {
                 {j.kind} <span class="muted small">{j.created_at.replace('T', ' ').slice(0, 19)}</span>
               </td>
               <td>{j.state}</td>
-              <td>{j.total ? `${j.done} of ${j.total}` : j.message}</td>
+              <td>{j.state === 'failed' ? <span class="error">{j.message}</span> : j.total ? `${j.done} of ${j.total}` : j.message}</td>
               <td>
                 {j.state === 'done' && j.kind !== 'import' ? (
                   <a href={`/api/v1/jobs/${enc(j.job_id)}/result`} download data-testid="download">

@@ -46,9 +46,11 @@ export const SHORTCUTS: [string, string][] = [
   ['?', 'This list'],
 ];
 
+/** Whether a key goes into a text field (a ticked checkbox keeps the shortcuts working). */
 function isTyping(e: KeyboardEvent) {
   const t = e.target as HTMLElement;
-  return t instanceof HTMLInputElement || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement || t.isContentEditable;
+  if (t instanceof HTMLInputElement) return !['checkbox', 'radio', 'button', 'submit', 'color', 'range'].includes(t.type);
+  return t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement || t.isContentEditable;
 }
 
 const saveText: Record<SaveState, string> = {
@@ -78,6 +80,10 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
   const [windows, setWindows] = useState<Window[]>([]);
   const [imageError, setImageError] = useState('');
   const [busy, setBusy] = useState(false);
+  // The study's other images (a lateral beside the PA), shown for comparison; only the
+  // task's own image is labelled.
+  const [study, setStudy] = useState<{ url: string; sop: string; number: number }[]>([]);
+  const [shown, setShown] = useState<string | null>(null);
   const [notice, setNotice] = useState('');
   const host = useRef<HTMLDivElement>(null);
   const viewer = useRef<Viewer | null>(null);
@@ -89,7 +95,8 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
   // screen's rate, and re-rendering the panel with it would halve that rate.
   const throttled = useRef(new Throttle(80));
 
-  const readonly = !data || data.task.state === 'SUBMITTED' || save.state === 'readonly';
+  const ownImage = !shown || shown === (data?.image as any)?.dicomweb;
+  const readonly = !data || data.task.state === 'SUBMITTED' || save.state === 'readonly' || !ownImage;
   const review = data?.task.kind === 'review';
   const labels = schema?.labels ?? [];
   const boxLabels = labels.filter((l) => l.scope === 'local');
@@ -156,10 +163,32 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
     return () => v.destroy();
   }, []);
 
+  // The study's images, for the strip.
+  useEffect(() => {
+    const img = data?.image as any;
+    if (!img?.dicomweb || !img.study_instance_uid) return;
+    const root = img.dicomweb.split('/studies/')[0];
+    fetch(`${root}/studies/${img.study_instance_uid}/instances?limit=100`, { headers: { Accept: 'application/dicom+json' } })
+      .then((r) => (r.ok ? r.json() : []))
+      .then((list: any[]) => {
+        const items = list
+          .map((i) => ({
+            series: i['0020000E']?.Value?.[0] as string,
+            sop: i['00080018']?.Value?.[0] as string,
+            number: Number(i['00200013']?.Value?.[0] ?? 0),
+          }))
+          .filter((i) => i.series && i.sop)
+          .map((i) => ({ url: `${root}/studies/${img.study_instance_uid}/series/${i.series}/instances/${i.sop}`, sop: i.sop, number: i.number }))
+          .sort((a, b) => a.number - b.number);
+        setStudy(items);
+      })
+      .catch(() => setStudy([]));
+  }, [data]);
+
   // The image, then the next task's image in the background.
   useEffect(() => {
     if (!data) return;
-    const url = (data.image as any).dicomweb as string | undefined;
+    const url = (shown ?? (data.image as any).dicomweb) as string | undefined;
     if (!url) {
       setImageError('The image of this task is not in the catalog any more.');
       return;
@@ -185,7 +214,7 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
     return () => {
       live = false;
     };
-  }, [data]);
+  }, [data, shown]);
 
   const commit = (next: Doc, coalesce = false) => {
     if (readonly || !history.current) return;
@@ -299,6 +328,11 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
     const v = viewer.current;
     if (!v) return;
     const shapes: Shape[] = [];
+    if (!ownImage) {
+      v.setShapes([]);
+      v.setEvents({ onCursor: (c) => throttled.current.set('cursor', () => setCursor(c)), onView: (w) => throttled.current.set('view', () => setView(w)) });
+      return;
+    }
     if (review && data?.readers) {
       data.readers.forEach((r, i) => {
         if (hidden[`reader:${r.reader}`] ?? false) return;
@@ -347,7 +381,7 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
       onCursor: (c) => throttled.current.set('cursor', () => setCursor(c)),
       onView: (v) => throttled.current.set('view', () => setView(v)),
     });
-  }, [doc, data, hidden, selected, draft, readonly, tool, schema, picker]);
+  }, [doc, data, hidden, selected, draft, readonly, tool, schema, picker, ownImage]);
 
   // The keyboard (registered before the browser paints, so a key pressed as soon as
   // something shows reaches the handler that goes with it).
@@ -567,6 +601,21 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
             ?
           </button>
         </div>
+        {study.length > 1 && (
+          <nav class="strip" aria-label="Images of the study">
+            {study.map((i) => {
+              const own = i.url === (data?.image as any)?.dicomweb;
+              const active = (shown ?? (data?.image as any)?.dicomweb) === i.url;
+              return (
+                <button key={i.sop} class={active ? 'thumb active' : 'thumb'} aria-pressed={active} title={own ? 'The image of this task' : 'Another image of the study (view only)'} onClick={() => setShown(own ? null : i.url)}>
+                  <img src={`${i.url}/thumbnail?viewport=96,96`} alt={own ? 'this task' : `image ${i.number || ''}`} width={96} height={96} loading="lazy" />
+                  <span>{own ? 'task' : `#${i.number || ''}`}</span>
+                </button>
+              );
+            })}
+          </nav>
+        )}
+        {!ownImage && <p class="notice view-only">Another image of the study, for comparison: labels go on the task’s image (first thumbnail).</p>}
         <div class="viewer-host" ref={host}>
           {imageError && (
             <p class="error viewer-error" role="alert">

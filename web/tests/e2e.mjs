@@ -84,15 +84,16 @@ async function axe(page, name) {
 }
 
 /** Wait until the viewer has an image on screen (non-black pixels in the canvas). */
-async function imageOnScreen(page) {
-  await page.waitForFunction(() => {
+async function imageOnScreen(page, taskId) {
+  await page.waitForFunction((taskId) => {
     const r = window.__radlab;
-    if (!r?.firstImageMs) return false;
+    if (!r?.firstImageMs || (taskId && r.taskId !== taskId)) return false;
     const c = document.querySelector('.viewport canvas');
+    if (!c) return false;
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     for (let i = 0; i < d.length; i += 4 * 97) if (d[i] > 16) return true;
     return false;
-  });
+  }, taskId);
 }
 
 async function dragOnImage(page, from, to) {
@@ -162,6 +163,15 @@ try {
     const added = Number((await page.getByText(/images added to test/).textContent()).match(/(\d+) images added/)[1]);
     check(added >= 3, `at least 3 chest images added, got ${added}`);
     await snap(page, 'admin-images');
+    // Splits: one image to train and back.
+    await page.getByRole('checkbox', { name: /^Select [0-9a-f]{32}$/ }).first().check();
+    await page.locator('select[name=move-to]').selectOption('train');
+    await page.getByRole('button', { name: 'Move', exact: true }).click();
+    await page.getByText('1 images moved to train.').waitFor();
+    await page.getByRole('checkbox', { name: /^Select [0-9a-f]{32}$/ }).first().check();
+    await page.locator('select[name=move-to]').selectOption('test');
+    await page.getByRole('button', { name: 'Move', exact: true }).click();
+    await page.getByText('1 images moved to test.').waitFor();
     await page.getByRole('link', { name: 'Readers and workflows' }).click();
     for (const [u, role] of [
       ['reader1', 'annotator'],
@@ -249,6 +259,39 @@ try {
     await page.keyboard.press('Control+z');
     await saved(page);
     check((await page.getByTestId('boxes').locator('li').count()) === 2, 'undo removed it');
+    // Select box 1, resize it by its corner, move it, give it a second label, a note.
+    const selectedText = async () => (await page.locator('.side p.small').filter({ hasText: 'Selected:' }).textContent()) ?? '';
+    await page.mouse.click(vp.x + 360, vp.y + 260);
+    await page.locator('.side p.small').filter({ hasText: 'Selected: Aortic enlargement' }).waitFor();
+    const before = await selectedText();
+    await dragOnImage(page, [420, 320], [460, 350]);
+    await page.waitForFunction((b) => document.querySelector('.side p.small')?.textContent !== b, before);
+    const resized = await selectedText();
+    await dragOnImage(page, [350, 250], [370, 262]);
+    await page.waitForFunction((b) => document.querySelector('.side p.small')?.textContent !== b, resized);
+    const moved = await selectedText();
+    const nums = (t) => t.split('·')[1].split(',').map(Number);
+    const [b0, b1, b2] = [before, resized, moved].map(nums);
+    check(b1[0] === b0[0] && b1[1] === b0[1] && b1[2] > b0[2] && b1[3] > b0[3], `resized by the corner: ${b0} -> ${b1}`);
+    check(b2[0] > b1[0] && b2[1] > b1[1] && Math.abs(b2[2] - b2[0] - (b1[2] - b1[0])) <= 1 && Math.abs(b2[3] - b2[1] - (b1[3] - b1[1])) <= 1, `moved, same size: ${b1} -> ${b2}`);
+    await page.keyboard.press('3');
+    await page.getByTestId('boxes').locator('li.selected').filter({ hasText: 'Calcification' }).waitFor();
+    await page.keyboard.press('n');
+    await page.keyboard.type('calcified arch');
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('c');
+    await page.keyboard.type('PA view, good inspiration');
+    await page.keyboard.press('Escape');
+    // "No finding" stands alone: refused while there are boxes.
+    await page.getByRole('checkbox', { name: /No finding/ }).click();
+    await page.getByText('excludes every other label').waitFor();
+    check(!(await page.getByRole('checkbox', { name: /No finding/ }).isChecked()), 'No finding refused beside boxes');
+    await saved(page);
+    const layer = (await api(page, 'GET', `/api/v1/tasks/${reader1Task}/annotations`)).body;
+    const onBox1 = layer.annotations.filter((a) => a.bbox && a.note === 'calcified arch').map((a) => a.label).sort();
+    check(JSON.stringify(onBox1) === JSON.stringify(['Aortic enlargement', 'Calcification']), `two labels on one box with its note: ${JSON.stringify(layer.annotations)}`);
+    check(layer.comment === 'PA view, good inspiration', `comment: ${layer.comment}`);
+    await snap(page, 'reader1-edited');
     await page.keyboard.press('?');
     await page.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor();
     await snap(page, 'reader1-shortcuts');
@@ -306,8 +349,27 @@ try {
     check((await page.getByTestId('boxes').locator('li').count()) === 0, 'no box of reader1 shows');
     check((await page.locator('.overlay rect').count()) === 0, 'nothing drawn on the image');
     await snap(page, 'reader2-blind');
-    // The same finding, about where reader1 put it.
-    await dragOnImage(page, [302, 204], [418, 318]);
+    // A study of two images shows both in the strip; the other one is for viewing only.
+    for (const t of mine.body.tasks.filter((t) => t.study_instance_uid.endsWith('.850818')).slice(0, 1)) {
+      await page.goto(`${base}/#/tasks/${t.task_id}`);
+      await imageOnScreen(page);
+      const thumbs = page.getByRole('navigation', { name: 'Images of the study' }).getByRole('button');
+      await thumbs.nth(1).waitFor();
+      check((await thumbs.count()) === 2, 'two images in the strip');
+      await thumbs.filter({ hasNotText: 'task' }).click();
+      await page.getByText('Another image of the study').waitFor();
+      await page.waitForFunction(() => window.__radlab?.firstImageMs);
+      check((await page.locator('.overlay rect').count()) === 0, 'no boxes on the other image');
+      await snap(page, 'reader2-study-strip');
+      await thumbs.filter({ hasText: 'task' }).click();
+      await page.getByText('Another image of the study').waitFor({ state: 'detached' });
+      report.strip = true;
+    }
+    check(report.strip || !process.env.RADLAB_TWO_IMAGE_STUDY, 'the two-image study was opened');
+    await page.goto(`${base}/#/tasks/${same.task_id}`);
+    await imageOnScreen(page, same.task_id);
+    // The same finding, about where reader1 left it (drawn, resized, moved).
+    await dragOnImage(page, [322, 214], [478, 360]);
     await page.getByRole('dialog', { name: 'Choose a label' }).waitFor();
     await page.keyboard.press('1');
     await saved(page);
@@ -336,7 +398,7 @@ try {
     await snap(page, 'review-layers');
     await page.getByTestId('accept-all').click();
     await saved(page);
-    check((await page.getByTestId('boxes').locator('li').count()) === 2, 'both boxes accepted into the consensus');
+    check((await page.getByTestId('boxes').locator('li').count()) >= 2, 'the proposed boxes accepted into the consensus');
     const left = await page.getByTestId('proposal').getByRole('button', { name: 'Accept' }).count();
     check(left === 0, `every proposal accepted (${left} left)`);
     await snap(page, 'review-accepted');
@@ -350,6 +412,17 @@ try {
     const all = await api(admin.page, 'GET', `/api/v1/projects/${project}/annotations`);
     const consensus = all.body.annotations.filter((a) => a.reader == null);
     check(consensus.some((a) => a.label === 'Aortic enlargement'), `consensus stored: ${JSON.stringify(all.body.annotations.slice(0, 5))}`);
+    // Progress, then an export of the labels, downloaded.
+    await admin.page.goto(`${base}/#/projects/${project}/overview`);
+    await admin.page.getByText('Images by split and state').waitFor();
+    await snap(admin.page, 'admin-progress');
+    await admin.page.getByRole('link', { name: 'Export' }).click();
+    await admin.page.getByTestId('start-export').click();
+    await admin.page.getByTestId('download').first().waitFor({ timeout: 30000 });
+    const [download] = await Promise.all([admin.page.waitForEvent('download'), admin.page.getByTestId('download').first().click()]);
+    const csv = readFileSync(await download.path(), 'utf8');
+    check(csv.split('\n')[0].includes('image_id') && csv.includes('Aortic enlargement') && csv.includes('Other disease'), `exported CSV: ${csv.slice(0, 300)}`);
+    await snap(admin.page, 'admin-export');
     await admin.context.close();
   });
 

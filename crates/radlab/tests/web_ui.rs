@@ -51,6 +51,30 @@ fn readers_reviewers_and_admin_in_the_browser() {
         &data,
     );
     assert!(out.status.success(), "{}", common::text(&out));
+    // A study of two images (the viewer's thumbnail strip): the SIIM radiograph again under
+    // another SOP Instance UID and instance number, in the same study and series.
+    if radlab_testkit::has_tool(TEST, "dcmodify") {
+        let second = tmp.path().join("siim_second.dcm");
+        std::fs::copy(
+            corpus.path("dicom/cxr/siim_acr_cr_chest_pa_jpeg_baseline.dcm"),
+            &second,
+        )
+        .unwrap();
+        let o = Command::new("dcmodify")
+            .args([
+                "-nb",
+                "-m",
+                "(0008,0018)=1.2.826.0.1.3680043.10.1088.20261127.2",
+                "-m",
+                "(0020,0013)=2",
+            ])
+            .arg(&second)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", common::text(&o));
+        let out = common::radlab(&["import", second.to_str().unwrap()], &data);
+        assert!(out.status.success(), "{}", common::text(&out));
+    }
     let mut passwords = serde_json::Map::new();
     for (user, admin) in [
         ("admin", true),
@@ -99,6 +123,14 @@ fn readers_reviewers_and_admin_in_the_browser() {
         )
         .env("RADLAB_ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
+        .env(
+            "RADLAB_TWO_IMAGE_STUDY",
+            if radlab_testkit::has_tool(TEST, "dcmodify") {
+                "1"
+            } else {
+                ""
+            },
+        )
         .status()
         .unwrap();
     let _ = server.kill();

@@ -42,7 +42,9 @@ export const SHORTCUTS: [string, string][] = [
   ['C', 'Comment on the task'],
   ['Ctrl+Z / Ctrl+Shift+Z', 'Undo / redo'],
   ['Ctrl+Enter', 'Submit and open the next task'],
-  ['Shift+A', 'Review: accept every proposed box'],
+  ['Shift+A', 'Review: accept every proposed box and image label'],
+  ['Alt+1 … Alt+9 · Alt+0', 'Review: show or hide a reader’s layer · the proposal'],
+  ['Page Down / Page Up', 'The study’s next / previous image (the strip)'],
   ['?', 'This list'],
 ];
 
@@ -418,6 +420,22 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
         e.preventDefault();
         return submit();
       }
+      if (e.altKey && review && data?.readers && /^Digit[0-9]$/.test(e.code)) {
+        // Alt+1..9: a reader's layer; Alt+0: the proposal.
+        e.preventDefault();
+        const n = Number(e.code.slice(5));
+        const key = n === 0 ? 'proposal' : data.readers[n - 1] ? `reader:${data.readers[n - 1].reader}` : '';
+        if (key) setHidden({ ...hidden, [key]: !hidden[key] });
+        return;
+      }
+      if ((e.key === 'PageDown' || e.key === 'PageUp') && study.length > 1) {
+        e.preventDefault();
+        const own = (data?.image as any)?.dicomweb;
+        const at = study.findIndex((i) => i.url === (shown ?? own));
+        const next = study[(at + (e.key === 'PageDown' ? 1 : study.length - 1)) % study.length];
+        setShown(next.url === own ? null : next.url);
+        return;
+      }
       if (ctrl || e.altKey) return;
       if (e.shiftKey && /^Digit[1-9]$/.test(e.code)) {
         const w = windows[Number(e.code.slice(5)) - 1];
@@ -512,7 +530,7 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
     };
     addEventListener('keydown', onKey);
     return () => removeEventListener('keydown', onKey);
-  }, [selected, picker, help, windows, readonly, review, data, doc, schema]);
+  }, [selected, picker, help, windows, readonly, review, data, doc, schema, hidden, study, shown]);
 
   // Leaving with changes the server has not acknowledged: the browser asks first (they are
   // kept in this browser either way).
@@ -615,7 +633,7 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
             })}
           </nav>
         )}
-        {!ownImage && <p class="notice view-only">Another image of the study, for comparison: labels go on the task’s image (first thumbnail).</p>}
+        {!ownImage && <p class="notice view-only">Another image of the study, for comparison: labels go on the task’s own image (the thumbnail marked “task”).</p>}
         <div class="viewer-host" ref={host}>
           {imageError && (
             <p class="error viewer-error" role="alert">

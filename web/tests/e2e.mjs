@@ -395,6 +395,11 @@ try {
     const shown = await page.locator('.overlay text').allTextContents();
     check(!shown.some((t) => t.startsWith('reader1:')) && shown.some((t) => t.startsWith('reader2:')), `reader1 hidden: ${shown}`);
     await page.getByRole('region', { name: 'Layers' }).getByRole('checkbox', { name: /reader1/ }).check();
+    // The same from the keyboard: Alt+2 hides reader2's layer, again shows it.
+    await page.keyboard.press('Alt+Digit2');
+    await page.waitForFunction(() => ![...document.querySelectorAll('.overlay text')].some((t) => t.textContent.startsWith('reader2:')));
+    await page.keyboard.press('Alt+Digit2');
+    await page.waitForFunction(() => [...document.querySelectorAll('.overlay text')].some((t) => t.textContent.startsWith('reader2:')));
     await snap(page, 'review-layers');
     await page.getByTestId('accept-all').click();
     await saved(page);

@@ -3,6 +3,7 @@
 // assignment, members, and exports.
 
 import { useEffect, useState } from 'preact/hooks';
+import { Head } from './ui';
 import { enc, get, post, put, type Schema, type SchemaLabel, type User } from './api';
 import { go } from './app';
 import { Bars } from './charts';
@@ -176,15 +177,7 @@ function Progress({ projectId }: { projectId: string }) {
         />
       </div>
       <table class="grid" aria-label="Readers">
-        <thead>
-          <tr>
-            <th scope="col">Reader</th>
-            <th scope="col">New</th>
-            <th scope="col">In progress</th>
-            <th scope="col">Submitted</th>
-            <th scope="col">Median per image</th>
-          </tr>
-        </thead>
+        <Head cols={['Reader', 'New', 'In progress', 'Submitted', 'Median per image']} />
         <tbody>
           {readers.map((r) => (
             <tr key={r.username}>
@@ -225,15 +218,7 @@ function Labels({ projectId, schema, onSaved }: { projectId: string; schema: Sch
       <ErrorLine error={error} />
       {msg && <p class="ok">{msg}</p>}
       <table class="grid labels-table">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Scope</th>
-            <th scope="col">Colour</th>
-            <th scope="col">Key</th>
-            <th scope="col">Alone</th>
-          </tr>
-        </thead>
+        <Head cols={['Name', 'Scope', 'Colour', 'Key', 'Alone']} />
         <tbody>
           {labels.map((l, i) => (
             <tr key={i}>
@@ -270,15 +255,7 @@ function Labels({ projectId, schema, onSaved }: { projectId: string; schema: Sch
         to white (1), for radiographs; others are in modality units (CT: Hounsfield).
       </p>
       <table class="grid" aria-label="Window presets">
-        <thead>
-          <tr>
-            <th scope="col">Name</th>
-            <th scope="col">Centre</th>
-            <th scope="col">Width</th>
-            <th scope="col">Relative</th>
-            <th scope="col" />
-          </tr>
-        </thead>
+        <Head cols={['Name', 'Centre', 'Width', 'Relative', '']} />
         <tbody>
           {presets.map((p, i) => (
             <tr key={i}>
@@ -528,12 +505,7 @@ function People({ projectId, isAdmin }: { projectId: string; isAdmin: boolean })
       )}
       <h2>Members</h2>
       <table class="grid" aria-label="Members">
-        <thead>
-          <tr>
-            <th scope="col">User</th>
-            <th scope="col">Role</th>
-          </tr>
-        </thead>
+        <Head cols={['User', 'Role']} />
         <tbody>
           {members.map((m) => (
             <tr key={m.username + m.role}>
@@ -575,15 +547,7 @@ function People({ projectId, isAdmin }: { projectId: string; isAdmin: boolean })
       </form>
       <h2>Workflows</h2>
       <table class="grid" aria-label="Workflows">
-        <thead>
-          <tr>
-            <th scope="col">Split</th>
-            <th scope="col">Workflow</th>
-            <th scope="col">Readers</th>
-            <th scope="col">Reviewers</th>
-            <th scope="col" />
-          </tr>
-        </thead>
+        <Head cols={['Split', 'Workflow', 'Readers', 'Reviewers', '']} />
         <tbody>
           {workflows.map((w) => (
             <tr key={w.split}>
@@ -688,14 +652,7 @@ function Export({ projectId }: { projectId: string }) {
       </div>
       <p class="muted small">A versioned image dataset (DICOM, PNG, COCO, YOLO) is made with <code>radlab export</code> on the server (docs/dataset.md).</p>
       <table class="grid" aria-label="Jobs">
-        <thead>
-          <tr>
-            <th scope="col">Job</th>
-            <th scope="col">State</th>
-            <th scope="col">Progress</th>
-            <th scope="col">Result</th>
-          </tr>
-        </thead>
+        <Head cols={['Job', 'State', 'Progress', 'Result']} />
         <tbody>
           {jobs.map((j) => (
             <tr key={j.job_id}>

@@ -1,4 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
+import { Head } from './ui';
 import { get, post, type User } from './api';
 
 export function UsersPage() {
@@ -35,12 +36,7 @@ export function UsersPage() {
       )}
       {msg && <p class="ok">{msg}</p>}
       <table class="grid" aria-label="Accounts">
-        <thead>
-          <tr>
-            <th scope="col">User name</th>
-            <th scope="col">Site role</th>
-          </tr>
-        </thead>
+        <Head cols={['User name', 'Site role']} />
         <tbody>
           {users.map((u) => (
             <tr key={u.user_id}>

@@ -2,6 +2,7 @@
 // tasks to do in order; Enter or "Start reading" opens the next one.
 
 import { useEffect, useState } from 'preact/hooks';
+import { Head } from './ui';
 import { get, type Task, type User } from './api';
 import { go } from './app';
 
@@ -94,17 +95,7 @@ export function Worklist({ user }: { user: User }) {
       </section>
       {summary && summary.length > 0 && (
         <table class="grid" aria-label="Per project">
-          <thead>
-            <tr>
-              <th scope="col">Project</th>
-              <th scope="col">To do</th>
-              <th scope="col">In progress</th>
-              <th scope="col">Submitted</th>
-              <th scope="col">Median time per image</th>
-              <th scope="col">Last 24 h</th>
-              <th scope="col">Last 7 days</th>
-            </tr>
-          </thead>
+          <Head cols={['Project', 'To do', 'In progress', 'Submitted', 'Median time per image', 'Last 24 h', 'Last 7 days']} />
           <tbody>
             {summary.map((s) => (
               <tr key={s.project_id}>
@@ -134,15 +125,7 @@ export function Worklist({ user }: { user: User }) {
         </label>
       </div>
       <table class="grid tasks" aria-label="Tasks">
-        <thead>
-          <tr>
-            <th scope="col">Project</th>
-            <th scope="col">Image</th>
-            <th scope="col">Kind</th>
-            <th scope="col">State</th>
-            <th scope="col">Last change</th>
-          </tr>
-        </thead>
+        <Head cols={['Project', 'Image', 'Kind', 'State', 'Last change']} />
         <tbody>
           {tasks.map((t) => (
             <tr key={t.task_id}>

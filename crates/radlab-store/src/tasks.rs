@@ -101,6 +101,17 @@ pub struct Assignment {
     pub load: BTreeMap<String, u64>,
 }
 
+/// The median of some durations; `None` for none.
+fn median(mut times: Vec<f64>) -> Option<f64> {
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(times[n / 2]),
+        _ => Some((times[n / 2 - 1] + times[n / 2]) / 2.0),
+    }
+}
+
 /// A deterministic spread for ties between equally loaded readers.
 fn tie(image: &str, user: &str) -> u64 {
     let mut h = blake3::Hasher::new();
@@ -786,16 +797,8 @@ impl Catalog {
         }
         Ok(by
             .into_values()
-            .map(|(mut p, mut times)| {
-                times.sort_by(f64::total_cmp);
-                p.median_seconds_per_image = (!times.is_empty()).then(|| {
-                    let n = times.len();
-                    if n % 2 == 1 {
-                        times[n / 2]
-                    } else {
-                        (times[n / 2 - 1] + times[n / 2]) / 2.0
-                    }
-                });
+            .map(|(mut p, times)| {
+                p.median_seconds_per_image = median(times);
                 p
             })
             .collect())
@@ -870,16 +873,8 @@ impl Catalog {
         }
         Ok(by
             .into_values()
-            .map(|(mut q, mut times)| {
-                times.sort_by(f64::total_cmp);
-                q.median_seconds_per_image = (!times.is_empty()).then(|| {
-                    let n = times.len();
-                    if n % 2 == 1 {
-                        times[n / 2]
-                    } else {
-                        (times[n / 2 - 1] + times[n / 2]) / 2.0
-                    }
-                });
+            .map(|(mut q, times)| {
+                q.median_seconds_per_image = median(times);
                 q
             })
             .collect())

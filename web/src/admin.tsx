@@ -4,7 +4,7 @@
 
 import { useEffect, useState } from 'preact/hooks';
 import { Head } from './ui';
-import { enc, get, post, put, type Schema, type SchemaLabel, type User } from './api';
+import { csrfToken, enc, get, post, put, type Schema, type SchemaLabel, type User } from './api';
 import { go } from './app';
 import { Bars } from './charts';
 import { duration } from './worklist';
@@ -325,11 +325,13 @@ function Images({ projectId }: { projectId: string }) {
       const r = await fetch(`/api/v1/projects/${enc(projectId)}/upload?split=${split}`, {
         method: 'POST',
         body: data,
-        headers: { 'X-CSRF-Token': sessionStorage.getItem('radlab.csrf') ?? '' },
+        headers: { 'X-CSRF-Token': csrfToken() },
       });
       const j = await r.json();
       if (!r.ok) throw new Error(j.error?.message ?? r.statusText);
-      setMsg(`Uploaded: ${JSON.stringify(j.added ?? j)}`);
+      const files: { new_in_project: boolean }[] = j.files ?? [j];
+      const added = files.filter((f) => f.new_in_project).length;
+      setMsg(`${files.length} files uploaded: ${added} images added to ${split}${files.length > added ? `, ${files.length - added} were in the project` : ''}.`);
       form.reset();
       load();
     } catch (err) {

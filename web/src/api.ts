@@ -17,6 +17,9 @@ export class NetworkError extends Error {}
 
 let csrf = sessionStorage.getItem('radlab.csrf') ?? '';
 
+/** The session's CSRF token, for requests made without `api` (form uploads). */
+export const csrfToken = () => csrf;
+
 export function setCsrf(token: string) {
   csrf = token;
   sessionStorage.setItem('radlab.csrf', token);
@@ -112,7 +115,16 @@ export interface LayerAnnotation {
 
 export interface TaskAnnotations {
   task: Task;
-  image: { image_id: string; columns: number | null; rows: number | null };
+  image: {
+    image_id: string;
+    columns: number | null;
+    rows: number | null;
+    study_instance_uid: string | null;
+    series_instance_uid: string | null;
+    sop_instance_uid: string | null;
+    /** The image's WADO-RS instance path in the project's DICOMweb. */
+    dicomweb: string | null;
+  };
   version: number;
   annotations: LayerAnnotation[];
   comment: string | null;

@@ -97,7 +97,7 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
   // screen's rate, and re-rendering the panel with it would halve that rate.
   const throttled = useRef(new Throttle(80));
 
-  const ownImage = !shown || shown === (data?.image as any)?.dicomweb;
+  const ownImage = !shown || shown === data?.image.dicomweb;
   const readonly = !data || data.task.state === 'SUBMITTED' || save.state === 'readonly' || !ownImage;
   const review = data?.task.kind === 'review';
   const labels = schema?.labels ?? [];
@@ -167,7 +167,7 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
 
   // The study's images, for the strip.
   useEffect(() => {
-    const img = data?.image as any;
+    const img = data?.image;
     if (!img?.dicomweb || !img.study_instance_uid) return;
     const root = img.dicomweb.split('/studies/')[0];
     fetch(`${root}/studies/${img.study_instance_uid}/instances?limit=100`, { headers: { Accept: 'application/dicom+json' } })
@@ -190,7 +190,7 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
   // The image, then the next task's image in the background.
   useEffect(() => {
     if (!data) return;
-    const url = (shown ?? (data.image as any).dicomweb) as string | undefined;
+    const url = shown ?? data.image.dicomweb ?? undefined;
     if (!url) {
       setImageError('The image of this task is not in the catalog any more.');
       return;
@@ -430,7 +430,7 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
       }
       if ((e.key === 'PageDown' || e.key === 'PageUp') && study.length > 1) {
         e.preventDefault();
-        const own = (data?.image as any)?.dicomweb;
+        const own = data?.image.dicomweb;
         const at = study.findIndex((i) => i.url === (shown ?? own));
         const next = study[(at + (e.key === 'PageDown' ? 1 : study.length - 1)) % study.length];
         setShown(next.url === own ? null : next.url);
@@ -622,8 +622,8 @@ export function TaskPage({ taskId }: { taskId: string; user: User }) {
         {study.length > 1 && (
           <nav class="strip" aria-label="Images of the study">
             {study.map((i) => {
-              const own = i.url === (data?.image as any)?.dicomweb;
-              const active = (shown ?? (data?.image as any)?.dicomweb) === i.url;
+              const own = i.url === data?.image.dicomweb;
+              const active = (shown ?? data?.image.dicomweb) === i.url;
               return (
                 <button key={i.sop} class={active ? 'thumb active' : 'thumb'} aria-pressed={active} title={own ? 'The image of this task' : 'Another image of the study (view only)'} onClick={() => setShown(own ? null : i.url)}>
                   <img src={`${i.url}/thumbnail?viewport=96,96`} alt={own ? 'this task' : `image ${i.number || ''}`} width={96} height={96} loading="lazy" />

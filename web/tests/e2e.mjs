@@ -172,6 +172,12 @@ try {
     await page.locator('select[name=move-to]').selectOption('test');
     await page.getByRole('button', { name: 'Move', exact: true }).click();
     await page.getByText('1 images moved to test.').waitFor();
+    // An upload from the browser (a form, multipart/form-data): a corpus CR hip radiograph,
+    // kept out of the reading (unassigned).
+    await page.locator('select[name=split]').selectOption('unassigned');
+    await page.locator('input[name=files]').setInputFiles(process.env.RADLAB_UPLOAD_FILE);
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await page.getByText('1 files uploaded: 1 images added to unassigned.').waitFor();
     await page.getByRole('link', { name: 'Readers and workflows' }).click();
     for (const [u, role] of [
       ['reader1', 'annotator'],

@@ -124,6 +124,10 @@ fn readers_reviewers_and_admin_in_the_browser() {
         .env("RADLAB_ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
         .env(
+            "RADLAB_UPLOAD_FILE",
+            corpus.path("dicom/other/nema_wg04_RG2_JPLL_cr_hip.dcm"),
+        )
+        .env(
             "RADLAB_TWO_IMAGE_STUDY",
             if radlab_testkit::has_tool(TEST, "dcmodify") {
                 "1"

@@ -100,6 +100,11 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
+        if radlab_server::web::built() {
+            println!("the web UI: http://{address}/");
+        } else {
+            println!("(this binary was built without the web UI: scripts/build-web, then rebuild)");
+        }
         println!("the API and its documentation: http://{address}/api/v1/docs");
         // Tests and scripts read this line for the port when --listen asks for port 0.
         println!("radlab serving on http://{address}/api/v1/health");

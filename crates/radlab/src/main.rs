@@ -7,6 +7,7 @@ mod cmd_export;
 mod cmd_fuse;
 mod cmd_import;
 mod cmd_labels;
+mod cmd_pacs;
 mod cmd_render;
 mod cmd_serve;
 mod cmd_split;
@@ -78,6 +79,8 @@ enum Command {
     Serve(cmd_serve::ServeArgs),
     /// Manage accounts (the first administrator is made here).
     User(cmd_serve::UserArgs),
+    /// DICOM networking with a PACS: `pacs listen` receives images (C-ECHO, C-STORE).
+    Pacs(cmd_pacs::PacsArgs),
 }
 
 impl Cli {
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         Command::Labels(args) => cmd_labels::labels(&cli, args),
         Command::Serve(args) => cmd_serve::serve(&cli, args),
         Command::User(args) => cmd_serve::user(&cli, args),
+        Command::Pacs(args) => cmd_pacs::pacs(&cli, args),
     };
     match result {
         Ok(code) => code,

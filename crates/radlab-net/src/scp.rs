@@ -1,0 +1,658 @@
+//! The storage SCP: associations accepted on a TCP listener, one thread each up to a limit,
+//! C-ECHO answered, C-STORE data sets written as Part 10 files into a staging folder and
+//! handed to a [`StoreHandler`].
+//!
+//! Each object is written to `STAGING/.partial-A-N.dcm`, synced, renamed to `A-N.dcm` once
+//! complete, given to the handler, and removed whatever the handler answered; an object cut
+//! short by an abort or a lost connection is removed without reaching the handler. Log
+//! lines carry association numbers, AE titles, byte counts, statuses and reason codes,
+//! never UIDs or anything read from the data set.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dicom_object::meta::FileMetaTableBuilder;
+use dicom_ul::association::server::AccessControl;
+use dicom_ul::pdu::{
+    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
+    AssociationRJServiceUserReason, AssociationRJSource, PDataValue, PDataValueType,
+    PresentationContextResultReason, UserIdentity,
+};
+use dicom_ul::{Pdu, ServerAssociation, ServerAssociationOptions};
+
+use crate::dimse::{self, Command, Response, command, status};
+use crate::{ACCEPTED_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION};
+
+/// Implementation Class UID written into the file meta of received objects
+/// (`2.25.` and the name-based UUID v5 of the URL
+/// `https://example.invalid/radlab/dicom-implementation`).
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.238404534211185142454656638455866288052";
+/// Implementation Version Name written into the file meta of received objects.
+pub const IMPLEMENTATION_VERSION_NAME: &str = "RADLAB_010";
+
+/// How the SCP runs.
+#[derive(Debug, Clone)]
+pub struct ScpConfig {
+    /// Our AE title; an association must call it.
+    pub ae_title: String,
+    /// Associations served at once; more are rejected (transient, local limit exceeded).
+    pub max_associations: usize,
+    /// The largest PDU we receive (announced in the A-ASSOCIATE-AC).
+    pub max_pdu: u32,
+    /// Calling AE titles allowed to associate; empty allows any.
+    pub allow_calling: Vec<String>,
+    /// Folder for objects being received (created if absent).
+    pub staging_dir: PathBuf,
+    /// A peer silent for this long loses its association.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ScpConfig {
+    fn default() -> Self {
+        ScpConfig {
+            ae_title: "RADLAB".into(),
+            max_associations: 8,
+            max_pdu: 65_536,
+            allow_calling: Vec::new(),
+            staging_dir: PathBuf::from(".pacs-staging"),
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// One object received in full, as a Part 10 file at `path`.
+#[derive(Debug, Clone)]
+pub struct ReceivedObject<'a> {
+    pub path: &'a Path,
+    pub calling_ae_title: &'a str,
+    /// Sequence number of the association since the SCP started.
+    pub association: u64,
+    pub sop_class_uid: &'a str,
+    pub sop_instance_uid: &'a str,
+    pub transfer_syntax_uid: &'a str,
+    /// Bytes of the data set as received.
+    pub data_set_bytes: u64,
+}
+
+/// What became of a received object: the C-STORE-RSP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Stored,
+    /// A failure status (0xA7xx, 0xA9xx, 0xCxxx) and a short comment for the peer (a reason
+    /// code; no patient data).
+    Failed {
+        status: u16,
+        comment: String,
+    },
+}
+
+/// Takes each received object (imports it); its answer is the C-STORE status. Called from
+/// the association threads, several at once.
+pub trait StoreHandler: Send + Sync + 'static {
+    fn store(&self, object: &ReceivedObject<'_>) -> StoreOutcome;
+}
+
+/// Errors that stop the SCP (per-association errors are logged, not returned).
+#[derive(Debug, thiserror::Error)]
+pub enum ScpError {
+    #[error("cannot create the staging folder {path}: {source}")]
+    Staging {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("AE title {0:?} is not 1 to 16 characters of printable ASCII without backslash")]
+    AeTitle(String),
+}
+
+/// Check an AE title (PS3.5: 16 characters at most, no backslash or control characters,
+/// not all spaces).
+pub fn check_ae_title(title: &str) -> Result<(), ScpError> {
+    let ok = !title.trim().is_empty()
+        && title.len() <= 16
+        && title
+            .chars()
+            .all(|c| c.is_ascii() && !c.is_ascii_control() && c != '\\');
+    if ok {
+        Ok(())
+    } else {
+        Err(ScpError::AeTitle(title.to_string()))
+    }
+}
+
+/// Who may associate: the called AE title must be ours, the calling one on the allow list
+/// when there is one.
+#[derive(Debug, Clone)]
+struct AeControl {
+    allow_calling: Vec<String>,
+}
+
+impl AccessControl for AeControl {
+    fn check_access(
+        &self,
+        this_ae_title: &str,
+        calling_ae_title: &str,
+        called_ae_title: &str,
+        _user_identity: Option<&UserIdentity>,
+    ) -> Result<(), AssociationRJServiceUserReason> {
+        if called_ae_title.trim() != this_ae_title.trim() {
+            return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
+        }
+        let calling = calling_ae_title.trim();
+        if !self.allow_calling.is_empty() && !self.allow_calling.iter().any(|a| a == calling) {
+            return Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized);
+        }
+        Ok(())
+    }
+}
+
+type Options =
+    ServerAssociationOptions<'static, AeControl, dicom_ul::association::server::DefaultNegotiation>;
+
+fn association_options(config: &ScpConfig) -> Options {
+    let mut options = ServerAssociationOptions::new()
+        .ae_access_control(AeControl {
+            allow_calling: config
+                .allow_calling
+                .iter()
+                .map(|a| a.trim().to_string())
+                .collect(),
+        })
+        .ae_title(config.ae_title.trim().to_string())
+        .max_pdu_length(config.max_pdu)
+        .read_timeout(config.idle_timeout)
+        .with_abstract_syntax(VERIFICATION);
+    for (uid, _, _) in STORAGE_SOP_CLASSES {
+        options = options.with_abstract_syntax(*uid);
+    }
+    // dicom-ul picks, per presentation context, the first transfer syntax the requestor
+    // proposed that is in this list (and that dicom-rs can read): the sender's order wins.
+    for (uid, _) in ACCEPTED_TRANSFER_SYNTAXES {
+        options = options.with_transfer_syntax(*uid);
+    }
+    options
+}
+
+/// Serve associations on `listener` until it fails (runs forever otherwise).
+pub fn serve(
+    listener: TcpListener,
+    config: ScpConfig,
+    handler: Arc<dyn StoreHandler>,
+) -> Result<(), ScpError> {
+    check_ae_title(&config.ae_title)?;
+    std::fs::create_dir_all(&config.staging_dir).map_err(|source| ScpError::Staging {
+        path: config.staging_dir.clone(),
+        source,
+    })?;
+    let options = Arc::new(association_options(&config));
+    let config = Arc::new(config);
+    let active = Arc::new(AtomicUsize::new(0));
+    let counter = AtomicU64::new(0);
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("pacs: accept failed: {e}");
+                continue;
+            }
+        };
+        let id = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "?".into());
+        if active.fetch_add(1, Ordering::SeqCst) >= config.max_associations {
+            active.fetch_sub(1, Ordering::SeqCst);
+            tracing::warn!(
+                "pacs: association {id} from {peer} rejected: {} associations already open",
+                config.max_associations
+            );
+            std::thread::spawn(move || reject_busy(stream));
+            continue;
+        }
+        let guard = ActiveGuard(active.clone());
+        let options = options.clone();
+        let config = config.clone();
+        let handler = handler.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("pacs-assoc-{id}"))
+            .spawn(move || {
+                let _guard = guard;
+                run_association(stream, id, &peer, &options, &config, handler.as_ref());
+            });
+        if let Err(e) = spawned {
+            tracing::error!("pacs: cannot start a thread for association {id}: {e}");
+        }
+    }
+    Ok(())
+}
+
+struct ActiveGuard(Arc<AtomicUsize>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Read the A-ASSOCIATE-RQ and answer A-ASSOCIATE-RJ (transient, local limit exceeded).
+fn reject_busy(mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    let mut header = [0u8; 6];
+    if stream.read_exact(&mut header).is_err() || header[0] != 0x01 {
+        return;
+    }
+    let len = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as u64;
+    if len > 1 << 20 || std::io::copy(&mut (&mut stream).take(len), &mut std::io::sink()).is_err() {
+        return;
+    }
+    let rj = Pdu::AssociationRJ(AssociationRJ {
+        result: AssociationRJResult::Transient,
+        source: AssociationRJSource::ServiceProviderPresentation(
+            AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
+        ),
+    });
+    let mut out = Vec::new();
+    if dicom_ul::write_pdu(&mut out, &rj).is_ok() {
+        let _ = stream.write_all(&out);
+    }
+}
+
+/// A C-STORE whose data set is arriving.
+struct Pending {
+    pc_id: u8,
+    command: Command,
+    transfer_syntax: String,
+    partial: PathBuf,
+    /// `None` once writing failed (the rest of the data set is read and dropped).
+    file: Option<BufWriter<File>>,
+    failure: Option<(u16, String)>,
+    bytes: u64,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.file = None;
+        let _ = std::fs::remove_file(&self.partial);
+    }
+}
+
+fn run_association(
+    stream: TcpStream,
+    id: u64,
+    peer: &str,
+    options: &Options,
+    config: &ScpConfig,
+    handler: &dyn StoreHandler,
+) {
+    let mut assoc = match options.establish(stream) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!("pacs: association {id} from {peer} not established: {e}");
+            return;
+        }
+    };
+    let calling = dicom_ul::association::Association::peer_ae_title(&assoc)
+        .trim()
+        .to_string();
+    let contexts: HashMap<u8, (String, String)> = assoc
+        .presentation_contexts()
+        .iter()
+        .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
+        .map(|pc| {
+            (
+                pc.id,
+                (
+                    pc.abstract_syntax.trim_end_matches(['\0', ' ']).to_string(),
+                    pc.transfer_syntax.trim_end_matches(['\0', ' ']).to_string(),
+                ),
+            )
+        })
+        .collect();
+    tracing::info!(
+        "pacs: association {id} from {calling} at {peer}: {} of {} presentation contexts accepted",
+        contexts.len(),
+        assoc.presentation_contexts().len()
+    );
+    let mut session = Session {
+        id,
+        calling: &calling,
+        contexts: &contexts,
+        config,
+        handler,
+        command_bytes: Vec::new(),
+        pending: None,
+        objects: 0,
+        stored: 0,
+        failed: 0,
+    };
+    let end = loop {
+        let pdu = match assoc.receive() {
+            Ok(pdu) => pdu,
+            Err(e) => break format!("connection lost: {e}"),
+        };
+        match pdu {
+            Pdu::PData { data } => {
+                if let Err(e) = session.on_pdata(&mut assoc, data) {
+                    let _ = assoc.abort();
+                    break format!("aborted: {e}");
+                }
+            }
+            Pdu::ReleaseRQ => {
+                let _ = assoc.send(&Pdu::ReleaseRP);
+                break "released".to_string();
+            }
+            Pdu::AbortRQ { .. } => break "aborted by the peer".to_string(),
+            other => {
+                let _ = assoc.abort();
+                break format!("aborted: unexpected {}", pdu_name(&other));
+            }
+        }
+    };
+    let cut_short = session.pending.take().is_some();
+    tracing::info!(
+        "pacs: association {id} {end}: {} object(s), {} stored, {} failed{}",
+        session.objects,
+        session.stored,
+        session.failed,
+        if cut_short {
+            ", one incomplete object dropped"
+        } else {
+            ""
+        }
+    );
+}
+
+fn pdu_name(pdu: &Pdu) -> &'static str {
+    match pdu {
+        Pdu::AssociationRQ(_) => "A-ASSOCIATE-RQ",
+        Pdu::AssociationAC(_) => "A-ASSOCIATE-AC",
+        Pdu::AssociationRJ(_) => "A-ASSOCIATE-RJ",
+        Pdu::PData { .. } => "P-DATA-TF",
+        Pdu::ReleaseRQ => "A-RELEASE-RQ",
+        Pdu::ReleaseRP => "A-RELEASE-RP",
+        Pdu::AbortRQ { .. } => "A-ABORT",
+        _ => "unknown PDU",
+    }
+}
+
+struct Session<'a> {
+    id: u64,
+    calling: &'a str,
+    contexts: &'a HashMap<u8, (String, String)>,
+    config: &'a ScpConfig,
+    handler: &'a dyn StoreHandler,
+    command_bytes: Vec<u8>,
+    pending: Option<Pending>,
+    objects: u64,
+    stored: u64,
+    failed: u64,
+}
+
+impl Session<'_> {
+    fn on_pdata(
+        &mut self,
+        assoc: &mut ServerAssociation<TcpStream>,
+        values: Vec<PDataValue>,
+    ) -> Result<(), String> {
+        for value in values {
+            if !self.contexts.contains_key(&value.presentation_context_id) {
+                return Err(format!(
+                    "P-DATA on presentation context {} that was not accepted",
+                    value.presentation_context_id
+                ));
+            }
+            match value.value_type {
+                PDataValueType::Command => {
+                    if self.pending.is_some() {
+                        return Err("a command arrived inside a data set".into());
+                    }
+                    self.command_bytes.extend_from_slice(&value.data);
+                    if self.command_bytes.len() > 64 * 1024 {
+                        return Err("command set over 64 KiB".into());
+                    }
+                    if value.is_last {
+                        let bytes = std::mem::take(&mut self.command_bytes);
+                        let cmd = dimse::parse_command(&bytes).map_err(|e| e.to_string())?;
+                        self.on_command(assoc, value.presentation_context_id, cmd)?;
+                    }
+                }
+                PDataValueType::Data => {
+                    let Some(pending) = self.pending.as_mut() else {
+                        return Err("a data set arrived without a command".into());
+                    };
+                    if pending.pc_id != value.presentation_context_id {
+                        return Err("a data set changed presentation context".into());
+                    }
+                    pending.bytes += value.data.len() as u64;
+                    if let Some(file) = pending.file.as_mut()
+                        && let Err(e) = file.write_all(&value.data)
+                    {
+                        pending.file = None;
+                        pending.failure = Some((
+                            status::OUT_OF_RESOURCES,
+                            format!("cannot write the object: {}", e.kind()),
+                        ));
+                    }
+                    if value.is_last {
+                        let pending = self.pending.take().expect("checked above");
+                        self.finish_store(assoc, pending)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_command(
+        &mut self,
+        assoc: &mut ServerAssociation<TcpStream>,
+        pc_id: u8,
+        cmd: Command,
+    ) -> Result<(), String> {
+        let (abstract_syntax, transfer_syntax) = &self.contexts[&pc_id];
+        match cmd.command_field {
+            command::C_ECHO_RQ => {
+                tracing::debug!("pacs: association {}: C-ECHO", self.id);
+                respond(
+                    assoc,
+                    pc_id,
+                    &Response {
+                        command_field: command::C_ECHO_RSP,
+                        message_id_responded: cmd.message_id,
+                        affected_sop_class_uid: VERIFICATION,
+                        affected_sop_instance_uid: None,
+                        status: status::SUCCESS,
+                        error_comment: None,
+                    },
+                )
+            }
+            command::C_STORE_RQ => {
+                if !cmd.has_data_set() {
+                    return Err("C-STORE-RQ without a data set".into());
+                }
+                self.objects += 1;
+                let n = self.objects;
+                let partial = self
+                    .config
+                    .staging_dir
+                    .join(format!(".partial-{}-{n}.dcm", self.id));
+                let mut pending = Pending {
+                    pc_id,
+                    command: cmd,
+                    transfer_syntax: transfer_syntax.clone(),
+                    partial,
+                    file: None,
+                    failure: None,
+                    bytes: 0,
+                };
+                if pending.command.affected_sop_class_uid != *abstract_syntax {
+                    pending.failure = Some((
+                        status::DATA_SET_MISMATCH,
+                        "SOP class differs from the presentation context".into(),
+                    ));
+                } else {
+                    match start_file(&pending, self.calling) {
+                        Ok(file) => pending.file = Some(file),
+                        Err(e) => {
+                            pending.failure = Some((
+                                status::OUT_OF_RESOURCES,
+                                format!("cannot write the object: {e}"),
+                            ))
+                        }
+                    }
+                }
+                self.pending = Some(pending);
+                Ok(())
+            }
+            other => {
+                tracing::warn!(
+                    "pacs: association {}: unsupported command 0x{other:04X}",
+                    self.id
+                );
+                respond(
+                    assoc,
+                    pc_id,
+                    &Response {
+                        command_field: other | 0x8000,
+                        message_id_responded: cmd.message_id,
+                        affected_sop_class_uid: &cmd.affected_sop_class_uid,
+                        affected_sop_instance_uid: None,
+                        status: status::UNRECOGNIZED_OPERATION,
+                        error_comment: None,
+                    },
+                )
+            }
+        }
+    }
+
+    fn finish_store(
+        &mut self,
+        assoc: &mut ServerAssociation<TcpStream>,
+        mut pending: Pending,
+    ) -> Result<(), String> {
+        let n = self.objects;
+        let outcome = match pending.failure.take() {
+            Some((status, comment)) => StoreOutcome::Failed { status, comment },
+            None => match self.complete_file(&mut pending) {
+                Err(e) => StoreOutcome::Failed {
+                    status: status::OUT_OF_RESOURCES,
+                    comment: format!("cannot write the object: {e}"),
+                },
+                Ok(path) => {
+                    let object = ReceivedObject {
+                        path: &path,
+                        calling_ae_title: self.calling,
+                        association: self.id,
+                        sop_class_uid: &pending.command.affected_sop_class_uid,
+                        sop_instance_uid: &pending.command.affected_sop_instance_uid,
+                        transfer_syntax_uid: &pending.transfer_syntax,
+                        data_set_bytes: pending.bytes,
+                    };
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        self.handler.store(&object)
+                    }))
+                    .unwrap_or_else(|_| StoreOutcome::Failed {
+                        status: status::CANNOT_UNDERSTAND,
+                        comment: "internal error while importing".into(),
+                    });
+                    let _ = std::fs::remove_file(&path);
+                    outcome
+                }
+            },
+        };
+        let (code, comment) = match &outcome {
+            StoreOutcome::Stored => {
+                self.stored += 1;
+                tracing::info!(
+                    "pacs: association {} object {n}: stored ({} bytes, transfer syntax {})",
+                    self.id,
+                    pending.bytes,
+                    pending.transfer_syntax
+                );
+                (status::SUCCESS, None)
+            }
+            StoreOutcome::Failed { status, comment } => {
+                self.failed += 1;
+                tracing::warn!(
+                    "pacs: association {} object {n}: failed with status 0x{status:04X}: {comment}",
+                    self.id
+                );
+                (*status, Some(comment.as_str()))
+            }
+        };
+        respond(
+            assoc,
+            pending.pc_id,
+            &Response {
+                command_field: command::C_STORE_RSP,
+                message_id_responded: pending.command.message_id,
+                affected_sop_class_uid: &pending.command.affected_sop_class_uid,
+                affected_sop_instance_uid: Some(&pending.command.affected_sop_instance_uid),
+                status: code,
+                error_comment: comment,
+            },
+        )
+    }
+
+    /// Flush and sync the partial file and rename it to its complete name.
+    fn complete_file(&self, pending: &mut Pending) -> std::io::Result<PathBuf> {
+        let Some(file) = pending.file.take() else {
+            return Err(std::io::Error::other("no file"));
+        };
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        let done = self
+            .config
+            .staging_dir
+            .join(format!("{}-{}.dcm", self.id, self.objects));
+        std::fs::rename(&pending.partial, &done)?;
+        Ok(done)
+    }
+}
+
+/// Create the partial file with its preamble and file meta group.
+fn start_file(pending: &Pending, calling: &str) -> Result<BufWriter<File>, String> {
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(pending.command.affected_sop_class_uid.as_str())
+        .media_storage_sop_instance_uid(pending.command.affected_sop_instance_uid.as_str())
+        .transfer_syntax(pending.transfer_syntax.as_str())
+        .implementation_class_uid(IMPLEMENTATION_CLASS_UID)
+        .implementation_version_name(IMPLEMENTATION_VERSION_NAME)
+        .source_application_entity_title(Cow::from(calling).into_owned())
+        .build()
+        .map_err(|e| format!("file meta: {e}"))?;
+    let file = File::create_new(&pending.partial).map_err(|e| e.kind().to_string())?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    out.write_all(&[0u8; 128])
+        .and_then(|_| out.write_all(b"DICM"))
+        .map_err(|e| e.kind().to_string())?;
+    meta.write(&mut out)
+        .map_err(|e| format!("file meta: {e}"))?;
+    Ok(out)
+}
+
+fn respond(
+    assoc: &mut ServerAssociation<TcpStream>,
+    pc_id: u8,
+    response: &Response<'_>,
+) -> Result<(), String> {
+    assoc
+        .send(&Pdu::PData {
+            data: vec![PDataValue {
+                presentation_context_id: pc_id,
+                value_type: PDataValueType::Command,
+                is_last: true,
+                data: dimse::encode_response(response),
+            }],
+        })
+        .map_err(|e| format!("cannot send the response: {e}"))
+}

@@ -295,7 +295,10 @@ fn run_association(
     let mut assoc = match options.establish(stream) {
         Ok(a) => a,
         Err(e) => {
-            tracing::warn!("pacs: association {id} from {peer} not established: {e}");
+            tracing::warn!(
+                "pacs: association {id} from {peer} not established: {}",
+                error_chain(&e)
+            );
             return;
         }
     };
@@ -336,7 +339,16 @@ fn run_association(
     let end = loop {
         let pdu = match assoc.receive() {
             Ok(pdu) => pdu,
-            Err(e) => break format!("connection lost: {e}"),
+            Err(e) => {
+                let (lost, why) = receive_failure(&e);
+                if lost {
+                    break why;
+                }
+                // A malformed or oversized PDU: the state of the stream is unknown, so the
+                // association ends with an A-ABORT (best effort) and the socket is closed.
+                let _ = assoc.abort();
+                break format!("aborted: {why}");
+            }
         };
         match pdu {
             Pdu::PData { data } => {
@@ -368,6 +380,46 @@ fn run_association(
             ""
         }
     );
+}
+
+/// Whether a receive error means the connection is gone (closed by the peer, timed out, an
+/// I/O error), and a log line's words for it, with the causes of the error.
+fn receive_failure(e: &dicom_ul::association::Error) -> (bool, String) {
+    use dicom_ul::association::Error as E;
+    let chain = error_chain(e);
+    let mut io = None;
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            io = Some(e.kind());
+            break;
+        }
+        source = cause.source();
+    }
+    match (e, io) {
+        (E::ConnectionClosed { .. }, _) => (true, "connection closed by the peer".into()),
+        (_, Some(std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)) => {
+            (true, "dropped: the peer was silent too long".into())
+        }
+        (_, Some(std::io::ErrorKind::UnexpectedEof)) => (
+            true,
+            format!("connection closed by the peer inside a PDU ({chain})"),
+        ),
+        (_, Some(_)) => (true, format!("connection lost: {chain}")),
+        _ => (false, format!("malformed PDU: {chain}")),
+    }
+}
+
+/// An error and its causes, joined by ": " (dicom-ul's own messages say little alone).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
 }
 
 fn pdu_name(pdu: &Pdu) -> &'static str {
@@ -630,6 +682,10 @@ fn start_file(pending: &Pending, calling: &str) -> Result<BufWriter<File>, Strin
         .source_application_entity_title(Cow::from(calling).into_owned())
         .build()
         .map_err(|e| format!("file meta: {e}"))?;
+    // The staging folder is made again if it went away while the SCP ran.
+    if let Some(dir) = pending.partial.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("staging folder: {}", e.kind()))?;
+    }
     let file = File::create_new(&pending.partial).map_err(|e| e.kind().to_string())?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(&[0u8; 128])

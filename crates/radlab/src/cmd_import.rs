@@ -43,8 +43,9 @@ pub struct ImportArgs {
     /// An Annex E option for --deid (repeatable; names as for `radlab deid --option`).
     #[arg(long = "deid-option", value_parser = crate::cmd_deid::parse_option, requires = "deid")]
     deid_options: Vec<radlab_deid::DeidOption>,
-    /// The project key file for --deid.
-    #[arg(long, env = "RADLAB_DEID_KEY_FILE", requires = "deid")]
+    /// The project key file for --deid (RADLAB_DEID_KEY_FILE may stay set for a plain
+    /// import: the key is read only with --deid).
+    #[arg(long, env = "RADLAB_DEID_KEY_FILE")]
     key_file: Option<PathBuf>,
     /// Burned-in text rules for --deid (see `radlab deid --burned-in`).
     #[arg(long, requires = "deid")]

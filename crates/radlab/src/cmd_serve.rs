@@ -39,6 +39,40 @@ pub struct ServeArgs {
     /// none and leaves the jobs it queues to the other servers on the same database.
     #[arg(long, default_value_t = 1)]
     job_workers: usize,
+    /// Also receive images from a PACS or modality on this TCP port (the DICOM storage SCP
+    /// of `radlab pacs listen`, C-ECHO and C-STORE; 0: any free port), importing each object
+    /// into the same catalog and blob store.
+    #[arg(long, value_name = "PORT")]
+    dicom_port: Option<u16>,
+    /// Address the DICOM port listens on (default: the address of --listen).
+    #[arg(long, requires = "dicom_port")]
+    dicom_bind: Option<String>,
+    /// Our DICOM AE title; associations must call it.
+    #[arg(long, default_value = "RADLAB", requires = "dicom_port")]
+    dicom_aet: String,
+    /// Calling AE title allowed to associate on the DICOM port (repeatable); without it any
+    /// may.
+    #[arg(long = "dicom-allow-calling", value_name = "AET", num_args = 1.., requires = "dicom_port")]
+    dicom_allow_calling: Vec<String>,
+    /// DICOM associations served at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024), requires = "dicom_port")]
+    dicom_max_associations: u32,
+    /// Largest PDU the DICOM port receives, in bytes.
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(4096..=4_194_304), requires = "dicom_port")]
+    dicom_max_pdu: u32,
+    /// De-identify every object received on the DICOM port with this profile before it is
+    /// imported (profiles as for `radlab deid`; needs --key-file).
+    #[arg(long, value_name = "PROFILE", requires = "dicom_port")]
+    dicom_deid: Option<String>,
+    /// An Annex E option for --dicom-deid (repeatable).
+    #[arg(long = "dicom-deid-option", value_parser = crate::cmd_deid::parse_option, requires = "dicom_deid")]
+    dicom_deid_options: Vec<radlab_deid::DeidOption>,
+    /// The project key file for --dicom-deid.
+    #[arg(long, env = "RADLAB_DEID_KEY_FILE")]
+    key_file: Option<std::path::PathBuf>,
+    /// With --dicom-deid: append the encrypted mapping back to the originals to this file.
+    #[arg(long, requires = "dicom_deid")]
+    dicom_deid_mapping: Option<std::path::PathBuf>,
 }
 
 pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
@@ -96,6 +130,42 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         let blobs = cli.blob_store()?;
         blobs.check().await?;
         tracing::info!(store = blobs.location(), "blob store");
+        if let Some(port) = args.dicom_port {
+            let deid = match &args.dicom_deid {
+                Some(profile) => Some(crate::cmd_pacs::Deid::new(
+                    profile,
+                    &args.dicom_deid_options,
+                    args.key_file.as_deref(),
+                    None,
+                    args.dicom_deid_mapping.as_deref(),
+                    "--dicom-deid",
+                )?),
+                None => None,
+            };
+            let scp = crate::cmd_pacs::bind(
+                cli,
+                &crate::cmd_pacs::ScpSettings {
+                    aet: args.dicom_aet.clone(),
+                    bind: args
+                        .dicom_bind
+                        .clone()
+                        .unwrap_or_else(|| args.listen.ip().to_string()),
+                    port,
+                    max_associations: args.dicom_max_associations as usize,
+                    max_pdu: args.dicom_max_pdu,
+                    allow_calling: args.dicom_allow_calling.clone(),
+                    idle_timeout: std::time::Duration::from_secs(120),
+                },
+            )?;
+            crate::cmd_pacs::announce(&scp, deid.as_ref())?;
+            let importer = crate::cmd_pacs::Importer::new(
+                tokio::runtime::Handle::current(),
+                catalog.clone(),
+                blobs.clone(),
+                deid,
+            );
+            crate::cmd_pacs::spawn(scp, std::sync::Arc::new(importer))?;
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -851,3 +851,22 @@ fn split_takes_groups_from_the_catalog() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("not in the catalog"), "{}", text(&out));
 }
+
+/// A key file left in the environment (RADLAB_DEID_KEY_FILE, for the de-identifying
+/// commands) does not stop a plain import: the key is read only with --deid.
+#[test]
+fn a_key_in_the_environment_does_not_block_a_plain_import() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("project.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let file = radlab_testkit::repo_root().join("demo/nih_cxr14_dx_sc_implicit_covid0000.dcm");
+    let out = common::command()
+        .args(["import"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .env("RADLAB_DEID_KEY_FILE", &key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::text(&out));
+}

@@ -1,5 +1,7 @@
 //! DIMSE command sets (PS3.7 section 9 and annex E): group 0000 elements, always in
-//! Implicit VR Little Endian. Only what the storage SCP needs is read and written.
+//! Implicit VR Little Endian. What the storage SCP and the SCU (echo, find, move) need is
+//! read and written; [`encode_identifier`] and [`parse_identifier`] handle the flat
+//! Implicit VR Little Endian identifiers of C-FIND and C-MOVE.
 
 /// Command Field values (PS3.7 E.1).
 pub mod command {
@@ -7,6 +9,10 @@ pub mod command {
     pub const C_STORE_RSP: u16 = 0x8001;
     pub const C_ECHO_RQ: u16 = 0x0030;
     pub const C_ECHO_RSP: u16 = 0x8030;
+    pub const C_FIND_RQ: u16 = 0x0020;
+    pub const C_FIND_RSP: u16 = 0x8020;
+    pub const C_MOVE_RQ: u16 = 0x0021;
+    pub const C_MOVE_RSP: u16 = 0x8021;
 }
 
 /// Status values (PS3.7 annex C, PS3.4 B.2.3).
@@ -22,6 +28,17 @@ pub mod status {
     pub const SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
     /// Unrecognized operation.
     pub const UNRECOGNIZED_OPERATION: u16 = 0x0211;
+    /// Pending (C-FIND matches, C-MOVE sub-operations continuing).
+    pub const PENDING: u16 = 0xFF00;
+    /// Pending, some optional keys not supported (C-FIND).
+    pub const PENDING_WARNING: u16 = 0xFF01;
+    /// Warning: sub-operations complete, one or more failures (C-MOVE, C-GET).
+    pub const SUB_OPERATIONS_WITH_FAILURES: u16 = 0xB000;
+
+    /// Whether `status` is one of the pending statuses.
+    pub fn is_pending(status: u16) -> bool {
+        status == PENDING || status == PENDING_WARNING
+    }
 }
 
 /// Command Data Set Type value meaning "no data set follows".
@@ -35,6 +52,18 @@ pub struct Command {
     pub affected_sop_class_uid: String,
     pub affected_sop_instance_uid: String,
     pub data_set_type: u16,
+    /// Message ID Being Responded To (0000,0120), in responses.
+    pub message_id_responded: u16,
+    /// Status (0000,0900), in responses.
+    pub status: u16,
+    /// Error Comment (0000,0902), in failure responses.
+    pub error_comment: String,
+    /// Number of Remaining / Completed / Failed / Warning Sub-operations (0000,1020-1023),
+    /// in C-MOVE and C-GET responses.
+    pub remaining: Option<u16>,
+    pub completed: Option<u16>,
+    pub failed: Option<u16>,
+    pub warning: Option<u16>,
 }
 
 impl Command {
@@ -79,8 +108,15 @@ pub fn parse_command(bytes: &[u8]) -> Result<Command, MalformedCommand> {
                 seen_field = true;
             }
             0x0110 => cmd.message_id = us()?,
+            0x0120 => cmd.message_id_responded = us()?,
             0x0800 => cmd.data_set_type = us()?,
+            0x0900 => cmd.status = us()?,
+            0x0902 => cmd.error_comment = uid_text(value),
             0x1000 => cmd.affected_sop_instance_uid = uid_text(value),
+            0x1020 => cmd.remaining = Some(us()?),
+            0x1021 => cmd.completed = Some(us()?),
+            0x1022 => cmd.failed = Some(us()?),
+            0x1023 => cmd.warning = Some(us()?),
             _ => {}
         }
         at += 8 + len;
@@ -140,6 +176,123 @@ pub fn encode_response(r: &Response<'_>) -> Vec<u8> {
     out
 }
 
+/// A request command set: C-ECHO-RQ, C-FIND-RQ or C-MOVE-RQ.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub command_field: u16,
+    pub message_id: u16,
+    pub affected_sop_class_uid: &'a str,
+    /// Move Destination (0000,0600), for C-MOVE-RQ.
+    pub move_destination: Option<&'a str>,
+    /// Whether an identifier (data set) follows.
+    pub has_data_set: bool,
+}
+
+/// Encode a request command set, Command Group Length first (priority medium, where the
+/// command has one).
+pub fn encode_request(r: &Request<'_>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(160);
+    put(
+        &mut body,
+        0x0002,
+        &padded(r.affected_sop_class_uid.as_bytes(), 0),
+    );
+    put(&mut body, 0x0100, &r.command_field.to_le_bytes());
+    put(&mut body, 0x0110, &r.message_id.to_le_bytes());
+    if let Some(dest) = r.move_destination {
+        put(&mut body, 0x0600, &padded(dest.trim().as_bytes(), b' '));
+    }
+    if r.command_field != command::C_ECHO_RQ {
+        put(&mut body, 0x0700, &0u16.to_le_bytes());
+    }
+    let data_set_type = if r.has_data_set { 0x0000 } else { NO_DATA_SET };
+    put(&mut body, 0x0800, &data_set_type.to_le_bytes());
+    let mut out = Vec::with_capacity(body.len() + 12);
+    put(&mut out, 0x0000, &(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Value Representations whose values are padded with NUL rather than space.
+const UI_TAGS: &[u32] = &[
+    0x0008_0016, // SOP Class UID
+    0x0008_0018, // SOP Instance UID
+    0x0020_000D, // Study Instance UID
+    0x0020_000E, // Series Instance UID
+];
+
+/// Encode a flat identifier (Implicit VR Little Endian): text values by tag, written in tag
+/// order (UIDs padded with NUL, the rest with a space; an empty value asks for the key).
+pub fn encode_identifier(keys: &[(u32, String)]) -> Vec<u8> {
+    let mut keys: Vec<&(u32, String)> = keys.iter().collect();
+    keys.sort_by_key(|(tag, _)| *tag);
+    let mut out = Vec::new();
+    for (tag, value) in keys {
+        let pad = if UI_TAGS.contains(tag) { 0 } else { b' ' };
+        let value = padded(value.as_bytes(), pad);
+        out.extend_from_slice(&((tag >> 16) as u16).to_le_bytes());
+        out.extend_from_slice(&((tag & 0xFFFF) as u16).to_le_bytes());
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(&value);
+    }
+    out
+}
+
+/// Read an Implicit VR Little Endian identifier: the top-level elements' values as text
+/// (trailing spaces and NULs removed); sequences are skipped.
+pub fn parse_identifier(
+    bytes: &[u8],
+) -> Result<std::collections::BTreeMap<u32, String>, MalformedCommand> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let (tag, len) = element_header(bytes, at)?;
+        at += 8;
+        if len == u32::MAX {
+            at = skip_undefined(bytes, at, 0)?;
+            continue;
+        }
+        let value = bytes
+            .get(at..at + len as usize)
+            .ok_or(MalformedCommand("element longer than the identifier"))?;
+        out.insert(tag, uid_text(value));
+        at += len as usize;
+    }
+    Ok(out)
+}
+
+fn element_header(bytes: &[u8], at: usize) -> Result<(u32, u32), MalformedCommand> {
+    let h = bytes
+        .get(at..at + 8)
+        .ok_or(MalformedCommand("truncated element header"))?;
+    let group = u16::from_le_bytes([h[0], h[1]]) as u32;
+    let element = u16::from_le_bytes([h[2], h[3]]) as u32;
+    let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+    Ok((group << 16 | element, len))
+}
+
+/// Skip the content of an undefined-length sequence or item from `at` to past its
+/// delimiter.
+fn skip_undefined(bytes: &[u8], mut at: usize, depth: u32) -> Result<usize, MalformedCommand> {
+    if depth > 32 {
+        return Err(MalformedCommand("sequences nested too deep"));
+    }
+    loop {
+        let (tag, len) = element_header(bytes, at)?;
+        at += 8;
+        match tag {
+            0xFFFE_E0DD | 0xFFFE_E00D => return Ok(at),
+            _ if len == u32::MAX => at = skip_undefined(bytes, at, depth + 1)?,
+            _ => {
+                at = at
+                    .checked_add(len as usize)
+                    .filter(|end| *end <= bytes.len())
+                    .ok_or(MalformedCommand("element longer than the identifier"))?
+            }
+        }
+    }
+}
+
 fn padded(value: &[u8], pad: u8) -> Vec<u8> {
     let mut v = value.to_vec();
     if v.len() % 2 == 1 {
@@ -177,6 +330,49 @@ mod tests {
         assert_eq!(cmd.affected_sop_class_uid, "1.2.840.10008.5.1.4.1.1.1");
         assert_eq!(cmd.affected_sop_instance_uid, "1.2.3");
         assert!(!cmd.has_data_set());
+    }
+
+    #[test]
+    fn a_request_and_an_identifier_read_back() {
+        let bytes = encode_request(&Request {
+            command_field: command::C_MOVE_RQ,
+            message_id: 3,
+            affected_sop_class_uid: "1.2.840.10008.5.1.4.1.2.2.2",
+            move_destination: Some("RADLAB"),
+            has_data_set: true,
+        });
+        let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        assert_eq!(len, bytes.len() - 12);
+        let cmd = parse_command(&bytes).unwrap();
+        assert_eq!(cmd.command_field, command::C_MOVE_RQ);
+        assert_eq!(cmd.message_id, 3);
+        assert!(cmd.has_data_set());
+
+        let id = encode_identifier(&[
+            (0x0020_000D, "1.2.3".into()),
+            (0x0008_0052, "STUDY".into()),
+            (0x0008_0061, String::new()),
+        ]);
+        // Tag order, even lengths, UID padded with NUL.
+        assert_eq!(&id[..4], &[0x08, 0, 0x52, 0]);
+        assert_eq!(id.len() % 2, 0);
+        let mut with_seq = id.clone();
+        // An undefined-length sequence with one undefined-length item, then a last element.
+        with_seq.extend_from_slice(&[0x08, 0, 0x15, 0x11, 0xFF, 0xFF, 0xFF, 0xFF]);
+        with_seq.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        with_seq.extend_from_slice(&[0x08, 0, 0x50, 0, 2, 0, 0, 0, b'A', b' ']);
+        with_seq.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        with_seq.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        with_seq.extend_from_slice(&[0x10, 0, 0x20, 0, 2, 0, 0, 0, b'P', b' ']);
+        let map = parse_identifier(&with_seq).unwrap();
+        assert_eq!(map[&0x0020_000D], "1.2.3");
+        assert_eq!(map[&0x0008_0052], "STUDY");
+        assert_eq!(map[&0x0008_0061], "");
+        assert_eq!(map[&0x0010_0020], "P");
+        assert!(!map.contains_key(&0x0008_0050));
+        for cut in 0..with_seq.len() {
+            let _ = parse_identifier(&with_seq[..cut]);
+        }
     }
 
     #[test]

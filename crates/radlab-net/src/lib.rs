@@ -7,9 +7,13 @@
 //! (the `radlab` binary imports it into the catalog), whose answer becomes the C-STORE
 //! status. The upper layer (PDUs, association negotiation) is dicom-rs's `dicom-ul`; the
 //! DIMSE command sets are encoded and parsed here ([`dimse`]).
+//!
+//! The SCU side ([`scu`]): C-ECHO, C-FIND (Study Root, study and series level) and C-MOVE of
+//! a study to an AE title (our own SCP, for `radlab pacs move`).
 
 pub mod dimse;
 pub mod scp;
+pub mod scu;
 mod storage_classes;
 
 pub use scp::{ReceivedObject, ScpConfig, StoreHandler, StoreOutcome, serve};

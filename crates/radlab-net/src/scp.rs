@@ -411,7 +411,7 @@ fn receive_failure(e: &dicom_ul::association::Error) -> (bool, String) {
 }
 
 /// An error and its causes, joined by ": " (dicom-ul's own messages say little alone).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut chain = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -422,7 +422,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     chain
 }
 
-fn pdu_name(pdu: &Pdu) -> &'static str {
+pub(crate) fn pdu_name(pdu: &Pdu) -> &'static str {
     match pdu {
         Pdu::AssociationRQ(_) => "A-ASSOCIATE-RQ",
         Pdu::AssociationAC(_) => "A-ASSOCIATE-AC",

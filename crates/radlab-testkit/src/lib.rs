@@ -639,3 +639,219 @@ fn start_seaweedfs(weed: &Path) -> Result<SeaweedFs, String> {
     }
     Err(format!("not ready after 60 s:\n{}", failed(&server)))
 }
+
+/// One free loopback port (see `free_ports`: never one this process handed out before).
+pub fn free_port() -> u16 {
+    free_ports(1)[0]
+}
+
+/// A remote DICOM node for Orthanc's `DicomModalities`: AE title, host, port.
+#[derive(Debug, Clone)]
+pub struct Modality {
+    pub aet: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Modality {
+    pub fn new(aet: &str, host: &str, port: u16) -> Modality {
+        Modality {
+            aet: aet.into(),
+            host: host.into(),
+            port,
+        }
+    }
+}
+
+/// An Orthanc (Debian package `orthanc`) started for one test on free loopback ports with a
+/// storage folder of its own, AE title `ORTHANC`, the given `DicomModalities` (so that it
+/// can C-MOVE to them and accepts their C-FIND and C-MOVE), no plugins, no authentication;
+/// stopped when dropped.
+pub struct Orthanc {
+    child: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    /// The DICOM port.
+    pub dicom_port: u16,
+    /// The REST port.
+    pub http_port: u16,
+    /// Its AE title, `ORTHANC`.
+    pub aet: String,
+}
+
+impl Orthanc {
+    /// The REST address.
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        ([127, 0, 0, 1], self.http_port).into()
+    }
+
+    /// Its output so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("orthanc.log")).unwrap_or_default()
+    }
+
+    /// GET a REST path, answer as JSON (panics unless 200).
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let r = http(self.http_addr(), "GET", path, &[], b"");
+        assert_eq!(
+            r.status,
+            200,
+            "Orthanc GET {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()
+    }
+
+    /// POST to a REST path, answer as JSON (panics unless 200).
+    pub fn post(&self, path: &str, body: &[u8]) -> serde_json::Value {
+        let r = http(self.http_addr(), "POST", path, &[], body);
+        assert_eq!(
+            r.status,
+            200,
+            "Orthanc POST {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        r.json()
+    }
+
+    /// Store a Part 10 file through `POST /instances`; its Orthanc instance id.
+    pub fn upload(&self, file: &Path) -> String {
+        let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let answer = self.post("/instances", &bytes);
+        answer["ID"]
+            .as_str()
+            .unwrap_or_else(|| panic!("Orthanc stored {}: {answer}", file.display()))
+            .to_string()
+    }
+
+    /// Stop it (its storage stays; [`Orthanc::start`] brings it back on the same ports).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg(child.id().to_string())
+                .stderr(std::process::Stdio::null())
+                .status();
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start it (again), and wait until its REST API answers.
+    pub fn start(&mut self) -> Result<(), String> {
+        use std::time::{Duration, Instant};
+        self.stop();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("orthanc.log"))
+            .expect("Orthanc log");
+        let child = Command::new("Orthanc")
+            .arg(&self.config)
+            .current_dir(self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("Orthanc log"))
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot run Orthanc: {e}"))?;
+        self.child = Some(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return Err(format!("Orthanc exited ({status}):\n{}", self.log()));
+            }
+            if let Ok(r) = try_http(self.http_addr(), "GET", "/system", &[], b"")
+                && r.status == 200
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(format!("Orthanc not ready after 60 s:\n{}", self.log()))
+    }
+}
+
+impl Drop for Orthanc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// An Orthanc for `test` knowing `modalities`, or `None` after a loud skip when `Orthanc`
+/// is not on PATH (`scripts/setup-system orthanc` installs it). Panics, with its log, when
+/// it is there but does not come up.
+pub fn orthanc(test: &str, modalities: &[Modality]) -> Option<Orthanc> {
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| dir.join("Orthanc").is_file())
+    });
+    if !on_path {
+        skip(
+            test,
+            "Orthanc is not installed (scripts/setup-system orthanc installs the Debian package)",
+        );
+        return None;
+    }
+    let mut last = String::new();
+    for _attempt in 0..3 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports = free_ports(2);
+        let storage = dir.path().join("db");
+        let modalities: serde_json::Map<String, serde_json::Value> = modalities
+            .iter()
+            .map(|m| {
+                (
+                    m.aet.clone(),
+                    serde_json::json!({"AET": m.aet, "Host": m.host, "Port": m.port}),
+                )
+            })
+            .collect();
+        let config = dir.path().join("orthanc.json");
+        std::fs::write(
+            &config,
+            serde_json::json!({
+                "Name": "radlab-test",
+                "StorageDirectory": storage,
+                "IndexDirectory": storage,
+                "HttpPort": ports[0],
+                "DicomPort": ports[1],
+                "DicomAet": "ORTHANC",
+                "DicomServerEnabled": true,
+                "DicomModalities": modalities,
+                "DicomAlwaysAllowEcho": true,
+                "DicomAlwaysAllowStore": true,
+                "DicomCheckCalledAet": false,
+                "RemoteAccessAllowed": true,
+                "AuthenticationEnabled": false,
+                "HttpServerEnabled": true,
+                "Plugins": [],
+                "StorageCompression": false,
+                "LimitFindResults": 0,
+                "LimitFindInstances": 0,
+            })
+            .to_string(),
+        )
+        .expect("write the Orthanc configuration");
+        let mut server = Orthanc {
+            child: None,
+            dir,
+            config,
+            http_port: ports[0],
+            dicom_port: ports[1],
+            aet: "ORTHANC".into(),
+        };
+        match server.start() {
+            Ok(()) => return Some(server),
+            Err(log) => {
+                eprintln!("{test}: Orthanc did not start, trying again on other ports:\n{log}");
+                last = log;
+            }
+        }
+    }
+    panic!("{test}: Orthanc did not start:\n{last}");
+}

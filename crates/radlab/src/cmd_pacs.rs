@@ -2,6 +2,10 @@
 //! the catalog and blob store of the command line's options, de-identified first with
 //! `--deid` exactly as `radlab import --deid` does. `radlab serve --dicom-port` runs the same
 //! SCP beside the HTTP server (`bind`, `spawn`).
+//!
+//! The SCU commands: `radlab pacs echo` (C-ECHO), `find` (C-FIND, Study Root) and `move`
+//! (C-MOVE of studies to the storage SCP this command runs for the duration, through the same
+//! `Importer`), with a resumable retrieval job file.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -17,6 +21,9 @@ use radlab_net::{ReceivedObject, ScpConfig, StoreHandler, StoreOutcome};
 use radlab_store::import::{Source, SourceLocation, import_sources};
 use radlab_store::{BlobStore, Catalog, ImportOptions, NoProgress};
 
+use radlab_net::scu::{self, Identifier, Peer};
+use serde::{Deserialize, Serialize};
+
 use crate::Cli;
 
 #[derive(Args, Debug)]
@@ -30,6 +37,14 @@ enum PacsCommand {
     /// Receive images from a PACS or modality (C-ECHO, C-STORE of every storage SOP class)
     /// and import each one into the catalog as it arrives.
     Listen(ListenArgs),
+    /// Check that a PACS answers (C-ECHO).
+    Echo(EchoArgs),
+    /// Query a PACS for studies or series (C-FIND, Study Root).
+    Find(FindArgs),
+    /// Retrieve studies from a PACS (C-MOVE to the storage SCP this command runs meanwhile),
+    /// importing each object as `pacs listen` does; a job file records what arrived, so a
+    /// run can be resumed.
+    Move(Box<MoveArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -77,6 +92,9 @@ pub struct ListenArgs {
 pub fn pacs(cli: &Cli, args: &PacsArgs) -> Result<ExitCode> {
     match &args.command {
         PacsCommand::Listen(a) => listen(cli, a),
+        PacsCommand::Echo(a) => echo(a),
+        PacsCommand::Find(a) => find(a),
+        PacsCommand::Move(a) => move_studies(cli, a),
     }
 }
 
@@ -384,4 +402,841 @@ fn listen(cli: &Cli, args: &ListenArgs) -> Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&staging_dir);
     result?;
     Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------
+// SCU: echo, find, move.
+
+/// The PACS to talk to (for `move --resume`, taken from the job file when left out).
+#[derive(Args, Debug, Clone)]
+pub struct PeerArgs {
+    /// The PACS's host name or address.
+    #[arg(long)]
+    host: Option<String>,
+    /// The PACS's DICOM port.
+    #[arg(long)]
+    port: Option<u16>,
+    /// The PACS's AE title (called AE).
+    #[arg(long)]
+    aec: Option<String>,
+    /// Our AE title (calling AE); the PACS must know it.
+    #[arg(long)]
+    aet: Option<String>,
+    /// Seconds of silence from the PACS before we give up on an operation.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+impl PeerArgs {
+    fn peer(&self, job: Option<&JobPeer>) -> Result<Peer> {
+        let host = self
+            .host
+            .clone()
+            .or_else(|| job.map(|j| j.host.clone()))
+            .context("--host is required")?;
+        let port = self
+            .port
+            .or_else(|| job.map(|j| j.port))
+            .context("--port is required")?;
+        let aec = self
+            .aec
+            .clone()
+            .or_else(|| job.map(|j| j.aec.clone()))
+            .context("--aec is required (the PACS's AE title)")?;
+        let aet = self
+            .aet
+            .clone()
+            .or_else(|| job.map(|j| j.aet.clone()))
+            .unwrap_or_else(|| "RADLAB".into());
+        radlab_net::scp::check_ae_title(&aec)?;
+        radlab_net::scp::check_ae_title(&aet)?;
+        Ok(Peer {
+            host,
+            port,
+            called_ae_title: aec,
+            calling_ae_title: aet,
+            timeout: Duration::from_secs(self.timeout.max(1)),
+            max_pdu: 65_536,
+        })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct EchoArgs {
+    #[command(flatten)]
+    peer: PeerArgs,
+}
+
+/// Matching keys of `find` and `move`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct QueryArgs {
+    /// Study date or range: YYYYMMDD, YYYYMMDD-YYYYMMDD, -YYYYMMDD or YYYYMMDD-.
+    #[arg(long, value_parser = parse_date_range)]
+    date: Option<String>,
+    /// Modality (CR, DX, ...): Modalities in Study at study level, Modality at series level.
+    #[arg(long)]
+    modality: Option<String>,
+    /// Body Part Examined (a series attribute; at study level, the studies with such a
+    /// series).
+    #[arg(long = "body-part")]
+    body_part: Option<String>,
+    /// Accession Number.
+    #[arg(long)]
+    accession: Option<String>,
+    /// Patient ID.
+    #[arg(long = "patient-id")]
+    patient_id: Option<String>,
+}
+
+impl QueryArgs {
+    fn any(&self) -> bool {
+        self.date.is_some()
+            || self.modality.is_some()
+            || self.body_part.is_some()
+            || self.accession.is_some()
+            || self.patient_id.is_some()
+    }
+}
+
+fn parse_date_range(s: &str) -> std::result::Result<String, String> {
+    let ok_date = |d: &str| d.is_empty() || (d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()));
+    let ok = match s.split_once('-') {
+        Some((a, b)) => ok_date(a) && ok_date(b) && !(a.is_empty() && b.is_empty()),
+        None => s.len() == 8 && ok_date(s),
+    };
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("a date is YYYYMMDD, a range YYYYMMDD-YYYYMMDD, -YYYYMMDD or YYYYMMDD-".into())
+    }
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Study,
+    Series,
+}
+
+#[derive(Args, Debug)]
+pub struct FindArgs {
+    #[command(flatten)]
+    peer: PeerArgs,
+    #[command(flatten)]
+    query: QueryArgs,
+    /// Query/Retrieve Level.
+    #[arg(long, value_enum, default_value = "study")]
+    level: Level,
+    /// Also ask for and print Patient ID and Patient Name.
+    #[arg(long)]
+    show_patient: bool,
+    /// Print a JSON list (the input of `pacs move --from-find`).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct MoveArgs {
+    #[command(flatten)]
+    peer: PeerArgs,
+    #[command(flatten)]
+    query: QueryArgs,
+    /// Move Destination: the AE title of the storage SCP this command runs (the PACS must
+    /// know it with our host and --listen-port).
+    #[arg(long, default_value = "RADLAB")]
+    dest: String,
+    /// A study to retrieve, by Study Instance UID (repeatable).
+    #[arg(long = "study", value_name = "UID", num_args = 1..)]
+    studies: Vec<String>,
+    /// Retrieve the studies listed by `radlab pacs find --json` in this file.
+    #[arg(long, value_name = "FILE")]
+    from_find: Option<PathBuf>,
+    /// Go on with this job file: retrieve only its studies that are not done.
+    #[arg(long, value_name = "JOB.json")]
+    resume: Option<PathBuf>,
+    /// Where to write the job file (default: DATA/pacs-jobs/move-TIME.json).
+    #[arg(long, value_name = "JOB.json", conflicts_with = "resume")]
+    job: Option<PathBuf>,
+    /// Only count what would be retrieved (C-FIND); nothing is moved or written.
+    #[arg(long)]
+    dry_run: bool,
+    /// Attempts per study in this run.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    attempts: u32,
+    /// Seconds before the second attempt, doubled for each next one (at most 60).
+    #[arg(long, default_value_t = 2.0)]
+    retry_delay: f64,
+    /// Port of our storage SCP (the one the PACS has for --dest).
+    #[arg(long, default_value_t = 11112)]
+    listen_port: u16,
+    /// Address our storage SCP listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    listen_bind: String,
+    /// Calling AE titles our SCP accepts (repeatable; default: the PACS's, --aec).
+    #[arg(long = "allow-calling", value_name = "AET", num_args = 1..)]
+    allow_calling: Vec<String>,
+    /// De-identify every object with this profile before it is imported (as `pacs listen`).
+    #[arg(long, value_name = "PROFILE")]
+    deid: Option<String>,
+    /// An Annex E option for --deid (repeatable).
+    #[arg(long = "deid-option", value_parser = crate::cmd_deid::parse_option, requires = "deid")]
+    deid_options: Vec<radlab_deid::DeidOption>,
+    /// The project key file for --deid.
+    #[arg(long, env = "RADLAB_DEID_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Burned-in text rules for --deid.
+    #[arg(long, requires = "deid")]
+    burned_in: Option<PathBuf>,
+    /// With --deid: append the encrypted mapping to this file.
+    #[arg(long, requires = "deid")]
+    mapping: Option<PathBuf>,
+}
+
+mod tag {
+    pub const STUDY_DATE: u32 = 0x0008_0020;
+    pub const ACCESSION_NUMBER: u32 = 0x0008_0050;
+    pub const MODALITY: u32 = 0x0008_0060;
+    pub const MODALITIES_IN_STUDY: u32 = 0x0008_0061;
+    pub const STUDY_DESCRIPTION: u32 = 0x0008_1030;
+    pub const SERIES_DESCRIPTION: u32 = 0x0008_103E;
+    pub const PATIENT_NAME: u32 = 0x0010_0010;
+    pub const PATIENT_ID: u32 = 0x0010_0020;
+    pub const BODY_PART_EXAMINED: u32 = 0x0018_0015;
+    pub const STUDY_INSTANCE_UID: u32 = 0x0020_000D;
+    pub const SERIES_INSTANCE_UID: u32 = 0x0020_000E;
+    pub const SERIES_NUMBER: u32 = 0x0020_0011;
+    pub const STUDY_SERIES: u32 = 0x0020_1206;
+    pub const STUDY_INSTANCES: u32 = 0x0020_1208;
+    pub const SERIES_INSTANCES: u32 = 0x0020_1209;
+}
+
+/// A study found by C-FIND (the `--json` form of `pacs find`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FoundStudy {
+    study_instance_uid: String,
+    #[serde(default)]
+    study_date: String,
+    #[serde(default)]
+    modalities: Vec<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    accession_number: String,
+    #[serde(default)]
+    series: Option<u32>,
+    #[serde(default)]
+    instances: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    patient_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    patient_name: Option<String>,
+}
+
+/// A series found by C-FIND.
+#[derive(Debug, Clone, Serialize)]
+struct FoundSeries {
+    study_instance_uid: String,
+    series_instance_uid: String,
+    modality: String,
+    series_number: String,
+    body_part: String,
+    description: String,
+    instances: Option<u32>,
+}
+
+fn text(id: &Identifier, tag: u32) -> String {
+    id.get(&tag).cloned().unwrap_or_default()
+}
+
+fn number(id: &Identifier, tag: u32) -> Option<u32> {
+    id.get(&tag).and_then(|v| v.trim().parse().ok())
+}
+
+fn study_keys(q: &QueryArgs, show_patient: bool) -> Vec<(u32, String)> {
+    let mut keys = vec![
+        (tag::STUDY_INSTANCE_UID, String::new()),
+        (tag::STUDY_DATE, q.date.clone().unwrap_or_default()),
+        (
+            tag::ACCESSION_NUMBER,
+            q.accession.clone().unwrap_or_default(),
+        ),
+        (
+            tag::MODALITIES_IN_STUDY,
+            q.modality.clone().unwrap_or_default(),
+        ),
+        (tag::STUDY_DESCRIPTION, String::new()),
+        (tag::STUDY_SERIES, String::new()),
+        (tag::STUDY_INSTANCES, String::new()),
+    ];
+    if show_patient || q.patient_id.is_some() {
+        keys.push((tag::PATIENT_ID, q.patient_id.clone().unwrap_or_default()));
+    }
+    if show_patient {
+        keys.push((tag::PATIENT_NAME, String::new()));
+    }
+    keys
+}
+
+/// Studies matching `q`: one study-level C-FIND, after a series-level one for the studies
+/// with a series of the body part (Body Part Examined is a series attribute).
+fn find_studies(peer: &Peer, q: &QueryArgs, show_patient: bool) -> Result<Vec<FoundStudy>> {
+    let mut keys = study_keys(q, show_patient);
+    if let Some(body_part) = &q.body_part {
+        let series = scu::find(
+            peer,
+            "SERIES",
+            &[
+                (tag::STUDY_INSTANCE_UID, String::new()),
+                (tag::SERIES_INSTANCE_UID, String::new()),
+                (tag::BODY_PART_EXAMINED, body_part.clone()),
+                (tag::MODALITY, q.modality.clone().unwrap_or_default()),
+            ],
+        )?;
+        let mut uids: Vec<String> = series
+            .iter()
+            .map(|s| text(s, tag::STUDY_INSTANCE_UID))
+            .filter(|u| !u.is_empty())
+            .collect();
+        uids.sort();
+        uids.dedup();
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        keys.retain(|(t, _)| *t != tag::STUDY_INSTANCE_UID);
+        keys.push((tag::STUDY_INSTANCE_UID, uids.join("\\")));
+    }
+    let found = scu::find(peer, "STUDY", &keys)?;
+    let mut studies: Vec<FoundStudy> = found
+        .iter()
+        .map(|id| FoundStudy {
+            study_instance_uid: text(id, tag::STUDY_INSTANCE_UID),
+            study_date: text(id, tag::STUDY_DATE),
+            modalities: text(id, tag::MODALITIES_IN_STUDY)
+                .split('\\')
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect(),
+            description: text(id, tag::STUDY_DESCRIPTION),
+            accession_number: text(id, tag::ACCESSION_NUMBER),
+            series: number(id, tag::STUDY_SERIES),
+            instances: number(id, tag::STUDY_INSTANCES),
+            patient_id: show_patient.then(|| text(id, tag::PATIENT_ID)),
+            patient_name: show_patient.then(|| text(id, tag::PATIENT_NAME)),
+        })
+        .filter(|s| !s.study_instance_uid.is_empty())
+        .collect();
+    studies.sort_by(|a, b| {
+        (&a.study_date, &a.study_instance_uid).cmp(&(&b.study_date, &b.study_instance_uid))
+    });
+    Ok(studies)
+}
+
+/// Series matching `q`: the studies matching its study-level keys, then each one's series
+/// of the modality and body part.
+fn find_series(peer: &Peer, q: &QueryArgs) -> Result<Vec<FoundSeries>> {
+    let study_query = QueryArgs {
+        modality: None,
+        body_part: None,
+        ..q.clone()
+    };
+    let studies = find_studies(peer, &study_query, false)?;
+    let mut out = Vec::new();
+    for study in studies {
+        let found = scu::find(
+            peer,
+            "SERIES",
+            &[
+                (tag::STUDY_INSTANCE_UID, study.study_instance_uid.clone()),
+                (tag::SERIES_INSTANCE_UID, String::new()),
+                (tag::MODALITY, q.modality.clone().unwrap_or_default()),
+                (
+                    tag::BODY_PART_EXAMINED,
+                    q.body_part.clone().unwrap_or_default(),
+                ),
+                (tag::SERIES_NUMBER, String::new()),
+                (tag::SERIES_DESCRIPTION, String::new()),
+                (tag::SERIES_INSTANCES, String::new()),
+            ],
+        )?;
+        for id in found {
+            out.push(FoundSeries {
+                study_instance_uid: study.study_instance_uid.clone(),
+                series_instance_uid: text(&id, tag::SERIES_INSTANCE_UID),
+                modality: text(&id, tag::MODALITY),
+                series_number: text(&id, tag::SERIES_NUMBER),
+                body_part: text(&id, tag::BODY_PART_EXAMINED),
+                description: text(&id, tag::SERIES_DESCRIPTION),
+                instances: number(&id, tag::SERIES_INSTANCES),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn echo(args: &EchoArgs) -> Result<ExitCode> {
+    let peer = args.peer.peer(None)?;
+    let started = std::time::Instant::now();
+    let code = scu::echo(&peer)?;
+    if code != status::SUCCESS {
+        bail!("C-ECHO answered with status 0x{code:04X}");
+    }
+    println!(
+        "C-ECHO {} at {}:{}: success ({} ms)",
+        peer.called_ae_title,
+        peer.host,
+        peer.port,
+        started.elapsed().as_millis()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn count(n: Option<u32>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+}
+
+fn find(args: &FindArgs) -> Result<ExitCode> {
+    let peer = args.peer.peer(None)?;
+    match args.level {
+        Level::Study => {
+            let studies = find_studies(&peer, &args.query, args.show_patient)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&studies)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("study_instance_uid\tdate\tmodalities\tseries\tinstances\tdescription");
+            for s in &studies {
+                let mut line = format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    s.study_instance_uid,
+                    s.study_date,
+                    s.modalities.join(","),
+                    count(s.series),
+                    count(s.instances),
+                    s.description
+                );
+                if let (Some(id), Some(name)) = (&s.patient_id, &s.patient_name) {
+                    line.push_str(&format!("\t{id}\t{name}"));
+                }
+                println!("{line}");
+            }
+            let instances: u32 = studies.iter().filter_map(|s| s.instances).sum();
+            println!("{} studies, {instances} instances", studies.len());
+        }
+        Level::Series => {
+            let series = find_series(&peer, &args.query)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&series)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "study_instance_uid\tseries_instance_uid\tmodality\tbody_part\tinstances\tdescription"
+            );
+            for s in &series {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    s.study_instance_uid,
+                    s.series_instance_uid,
+                    s.modality,
+                    s.body_part,
+                    count(s.instances),
+                    s.description
+                );
+            }
+            let instances: u32 = series.iter().filter_map(|s| s.instances).sum();
+            println!("{} series, {instances} instances", series.len());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The PACS of a job (so that `--resume` needs no connection options).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JobPeer {
+    host: String,
+    port: u16,
+    aec: String,
+    aet: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StudyState {
+    Pending,
+    Done,
+    Failed,
+}
+
+/// One study of a retrieval job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JobStudy {
+    study_instance_uid: String,
+    state: StudyState,
+    /// Instances the PACS says the study has (C-FIND), when it said.
+    expected: Option<u32>,
+    /// Instances stored by our SCP during the last move of the study.
+    arrived: u32,
+    /// Moves tried, over all runs.
+    attempts: u32,
+    /// Why the last attempt failed.
+    failure: Option<String>,
+}
+
+/// A retrieval job file: what to fetch, from where, and what became of each study.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Job {
+    version: u32,
+    operation: String,
+    pacs: JobPeer,
+    destination: String,
+    studies: Vec<JobStudy>,
+}
+
+impl Job {
+    fn load(path: &Path) -> Result<Job> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let job: Job = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a retrieval job file", path.display()))?;
+        if job.version != 1 || job.operation != "move" {
+            bail!(
+                "{}: a job of version 1 and operation move is expected",
+                path.display()
+            );
+        }
+        Ok(job)
+    }
+
+    /// Written to a temporary file beside it, then renamed: a crash leaves the old or the
+    /// new job, never half of one.
+    fn save(&self, path: &Path) -> Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    fn count(&self, state: StudyState) -> usize {
+        self.studies.iter().filter(|s| s.state == state).count()
+    }
+}
+
+/// Studies of a new job: the given UIDs, a `find --json` file, or a C-FIND.
+fn job_studies(peer: &Peer, args: &MoveArgs) -> Result<Vec<(String, Option<u32>)>> {
+    let sources = [
+        !args.studies.is_empty(),
+        args.from_find.is_some(),
+        args.query.any(),
+    ];
+    match sources.iter().filter(|s| **s).count() {
+        0 => bail!(
+            "say what to retrieve: --study UID, --from-find FILE, query options (--date, \
+             --modality, --body-part, --accession, --patient-id) or --resume JOB"
+        ),
+        1 => {}
+        _ => bail!("--study, --from-find and query options exclude each other"),
+    }
+    let mut out: Vec<(String, Option<u32>)> = Vec::new();
+    if !args.studies.is_empty() {
+        out = args
+            .studies
+            .iter()
+            .map(|u| (u.trim().to_string(), None))
+            .collect();
+    } else if let Some(file) = &args.from_find {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{}: not the JSON list of `pacs find --json`",
+                file.display()
+            )
+        })?;
+        for row in rows {
+            let uid = row["study_instance_uid"]
+                .as_str()
+                .with_context(|| format!("{}: a row without study_instance_uid", file.display()))?;
+            // A series-level row's count is the series', not the study's.
+            let expected = if row.get("series_instance_uid").is_some() {
+                None
+            } else {
+                row["instances"].as_u64().map(|n| n as u32)
+            };
+            out.push((uid.to_string(), expected));
+        }
+    } else {
+        out = find_studies(peer, &args.query, false)?
+            .into_iter()
+            .map(|s| (s.study_instance_uid, s.instances))
+            .collect();
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    out.retain(|(uid, _)| !uid.is_empty() && seen.insert(uid.clone()));
+    Ok(out)
+}
+
+/// The instances the PACS has for a study (study-level C-FIND), if it says.
+fn expected_instances(peer: &Peer, study: &str) -> Option<u32> {
+    let found = scu::find(
+        peer,
+        "STUDY",
+        &[
+            (tag::STUDY_INSTANCE_UID, study.to_string()),
+            (tag::STUDY_INSTANCES, String::new()),
+        ],
+    )
+    .ok()?;
+    found
+        .first()
+        .and_then(|id| number(id, tag::STUDY_INSTANCES))
+}
+
+/// The storage SCP's handler during a move: the `Importer`, counting what it stored.
+struct Counting {
+    inner: Arc<Importer>,
+    stored: std::sync::atomic::AtomicU32,
+}
+
+impl StoreHandler for Counting {
+    fn store(&self, object: &ReceivedObject<'_>) -> StoreOutcome {
+        let outcome = self.inner.store(object);
+        if outcome == StoreOutcome::Stored {
+            self.stored
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        outcome
+    }
+}
+
+fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
+    let (mut job, job_path) = match &args.resume {
+        Some(path) => {
+            if !args.studies.is_empty() || args.from_find.is_some() || args.query.any() {
+                bail!(
+                    "--resume takes the studies of the job file; leave out --study, --from-find and query options"
+                );
+            }
+            (Job::load(path)?, path.clone())
+        }
+        None => {
+            let peer = args.peer.peer(None)?;
+            let studies = job_studies(&peer, args)?;
+            let job = Job {
+                version: 1,
+                operation: "move".into(),
+                pacs: JobPeer {
+                    host: peer.host.clone(),
+                    port: peer.port,
+                    aec: peer.called_ae_title.clone(),
+                    aet: peer.calling_ae_title.clone(),
+                },
+                destination: args.dest.clone(),
+                studies: studies
+                    .into_iter()
+                    .map(|(uid, expected)| JobStudy {
+                        study_instance_uid: uid,
+                        state: StudyState::Pending,
+                        expected,
+                        arrived: 0,
+                        attempts: 0,
+                        failure: None,
+                    })
+                    .collect(),
+            };
+            let path = args.job.clone().unwrap_or_else(|| {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                cli.data_dir
+                    .join("pacs-jobs")
+                    .join(format!("move-{secs}-{}.json", std::process::id()))
+            });
+            (job, path)
+        }
+    };
+    let peer = args.peer.peer(Some(&job.pacs))?;
+    radlab_net::scp::check_ae_title(&job.destination)?;
+    let todo: Vec<usize> = (0..job.studies.len())
+        .filter(|&i| job.studies[i].state != StudyState::Done)
+        .collect();
+
+    if args.dry_run {
+        let mut instances = 0u32;
+        let mut unknown = 0usize;
+        for &i in &todo {
+            let study = &job.studies[i];
+            match study
+                .expected
+                .or_else(|| expected_instances(&peer, &study.study_instance_uid))
+            {
+                Some(n) => instances += n,
+                None => unknown += 1,
+            }
+        }
+        println!(
+            "dry run: would retrieve {} of {} studies, {instances} instances{}",
+            todo.len(),
+            job.studies.len(),
+            if unknown > 0 {
+                format!(" ({unknown} studies unknown to the PACS or without a count)")
+            } else {
+                String::new()
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    job.save(&job_path)?;
+    println!("job: {}", job_path.display());
+    if todo.is_empty() {
+        println!(
+            "nothing to retrieve: all {} studies are done",
+            job.studies.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // Our storage SCP, for the duration, through the same import path as `pacs listen`.
+    let deid = match &args.deid {
+        Some(profile) => Some(Deid::new(
+            profile,
+            &args.deid_options,
+            args.key_file.as_deref(),
+            args.burned_in.as_deref(),
+            args.mapping.as_deref(),
+            "--deid",
+        )?),
+        None => None,
+    };
+    let rt = crate::cmd_import::runtime()?;
+    let (catalog, blobs) = rt.block_on(crate::cmd_import::stores(cli))?;
+    let allow_calling = if args.allow_calling.is_empty() {
+        vec![peer.called_ae_title.trim().to_string()]
+    } else {
+        args.allow_calling.clone()
+    };
+    let scp = bind(
+        cli,
+        &ScpSettings {
+            aet: job.destination.clone(),
+            bind: args.listen_bind.clone(),
+            port: args.listen_port,
+            max_associations: 8,
+            max_pdu: 65_536,
+            allow_calling,
+            idle_timeout: Duration::from_secs(120),
+        },
+    )?;
+    eprintln!(
+        "receiving on {} as AE {}",
+        scp.address,
+        scp.config.ae_title.trim()
+    );
+    let staging = scp.config.staging_dir.clone();
+    let counter = Arc::new(Counting {
+        inner: Arc::new(Importer::new(rt.handle().clone(), catalog, blobs, deid)),
+        stored: Default::default(),
+    });
+    {
+        let handler = counter.clone();
+        std::thread::Builder::new()
+            .name("pacs-move-scp".into())
+            .spawn(move || {
+                if let Err(e) = radlab_net::serve(scp.listener, scp.config, handler) {
+                    tracing::error!("pacs: the storage SCP stopped: {e}");
+                }
+            })
+            .context("cannot start the storage SCP")?;
+    }
+
+    let mut arrived_total = 0u32;
+    for (n, &i) in todo.iter().enumerate() {
+        for attempt in 0..args.attempts {
+            if attempt > 0 {
+                let delay = (args.retry_delay.max(0.0) * 2f64.powi(attempt as i32 - 1)).min(60.0);
+                std::thread::sleep(Duration::from_secs_f64(delay));
+            }
+            let uid = job.studies[i].study_instance_uid.clone();
+            if job.studies[i].expected.is_none() {
+                job.studies[i].expected = expected_instances(&peer, &uid);
+            }
+            job.studies[i].attempts += 1;
+            let before = counter.stored.load(std::sync::atomic::Ordering::SeqCst);
+            let result = scu::move_study(&peer, &job.destination, &uid, &mut |_, _, _| {});
+            let arrived = counter
+                .stored
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .saturating_sub(before);
+            let study = &mut job.studies[i];
+            study.arrived = arrived;
+            let failure = match result {
+                Err(e) => Some(e.to_string()),
+                Ok(o) if !o.is_success() => Some(format!(
+                    "C-MOVE status 0x{:04X}: {} completed, {} failed, {} warning sub-operations{}",
+                    o.status,
+                    o.completed,
+                    o.failed,
+                    o.warning,
+                    if o.error_comment.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", o.error_comment)
+                    }
+                )),
+                Ok(_) if arrived == 0 => Some(
+                    "nothing arrived: the PACS moved no instance (study unknown to it?)".into(),
+                ),
+                Ok(_) => match study.expected {
+                    Some(expected) if arrived < expected => {
+                        Some(format!("{arrived} of {expected} instances arrived"))
+                    }
+                    _ => None,
+                },
+            };
+            study.state = if failure.is_some() {
+                StudyState::Failed
+            } else {
+                StudyState::Done
+            };
+            study.failure = failure;
+            job.save(&job_path)?;
+            let study = &job.studies[i];
+            match &study.failure {
+                None => {
+                    arrived_total += arrived;
+                    println!(
+                        "study {}/{}: done, {arrived} instance(s)",
+                        n + 1,
+                        todo.len()
+                    );
+                    break;
+                }
+                Some(why) => eprintln!(
+                    "study {}/{}: attempt {} of {} failed: {why}",
+                    n + 1,
+                    todo.len(),
+                    attempt + 1,
+                    args.attempts
+                ),
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    let failed = job.count(StudyState::Failed);
+    println!(
+        "retrieved {} of {} studies this run ({arrived_total} instances); {} done, {failed} failed in all; job: {}",
+        todo.len() - failed,
+        todo.len(),
+        job.count(StudyState::Done),
+        job_path.display()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

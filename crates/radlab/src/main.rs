@@ -79,7 +79,8 @@ enum Command {
     Serve(cmd_serve::ServeArgs),
     /// Manage accounts (the first administrator is made here).
     User(cmd_serve::UserArgs),
-    /// DICOM networking with a PACS: `pacs listen` receives images (C-ECHO, C-STORE).
+    /// DICOM networking with a PACS: `pacs listen` receives images (C-ECHO, C-STORE);
+    /// `pacs echo`, `find` and `move` query and retrieve from one (C-FIND, C-MOVE).
     Pacs(cmd_pacs::PacsArgs),
 }
 

@@ -10,7 +10,12 @@
 //!
 //! The SCU side ([`scu`]): C-ECHO, C-FIND (Study Root, study and series level) and C-MOVE of
 //! a study to an AE title (our own SCP, for `radlab pacs move`).
+//!
+//! The DICOMweb client ([`dicomweb_client`]): QIDO-RS search for studies and WADO-RS
+//! retrieve of a study into Part 10 files (`multipart/related` parsed as it streams), with
+//! bearer or basic authentication, for `radlab pacs web-find` and `web-retrieve`.
 
+pub mod dicomweb_client;
 pub mod dimse;
 pub mod scp;
 pub mod scu;

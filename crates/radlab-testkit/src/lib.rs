@@ -665,8 +665,8 @@ impl Modality {
 
 /// An Orthanc (Debian package `orthanc`) started for one test on free loopback ports with a
 /// storage folder of its own, AE title `ORTHANC`, the given `DicomModalities` (so that it
-/// can C-MOVE to them and accepts their C-FIND and C-MOVE), no plugins, no authentication;
-/// stopped when dropped.
+/// can C-MOVE to them and accepts their C-FIND and C-MOVE), no plugins, no authentication
+/// (both can be turned on with [`orthanc_with`]); stopped when dropped.
 pub struct Orthanc {
     child: Option<std::process::Child>,
     dir: tempfile::TempDir,
@@ -677,12 +677,30 @@ pub struct Orthanc {
     pub http_port: u16,
     /// Its AE title, `ORTHANC`.
     pub aet: String,
+    /// The Authorization header of its REST calls, when HTTP authentication is on.
+    auth: Option<String>,
+    /// Whether the DICOMweb plugin is loaded.
+    dicomweb: bool,
 }
 
 impl Orthanc {
     /// The REST address.
     pub fn http_addr(&self) -> std::net::SocketAddr {
         ([127, 0, 0, 1], self.http_port).into()
+    }
+
+    /// The DICOMweb root (`http://127.0.0.1:PORT/dicom-web/`), when the plugin is loaded
+    /// ([`OrthancOptions::dicomweb`]).
+    pub fn dicomweb_url(&self) -> Option<String> {
+        self.dicomweb
+            .then(|| format!("http://127.0.0.1:{}/dicom-web/", self.http_port))
+    }
+
+    fn auth_headers(&self) -> Vec<(&str, &str)> {
+        match &self.auth {
+            Some(a) => vec![("Authorization", a.as_str())],
+            None => Vec::new(),
+        }
     }
 
     /// Its output so far (for failure messages).
@@ -692,7 +710,7 @@ impl Orthanc {
 
     /// GET a REST path, answer as JSON (panics unless 200).
     pub fn get(&self, path: &str) -> serde_json::Value {
-        let r = http(self.http_addr(), "GET", path, &[], b"");
+        let r = http(self.http_addr(), "GET", path, &self.auth_headers(), b"");
         assert_eq!(
             r.status,
             200,
@@ -704,7 +722,7 @@ impl Orthanc {
 
     /// POST to a REST path, answer as JSON (panics unless 200).
     pub fn post(&self, path: &str, body: &[u8]) -> serde_json::Value {
-        let r = http(self.http_addr(), "POST", path, &[], body);
+        let r = http(self.http_addr(), "POST", path, &self.auth_headers(), body);
         assert_eq!(
             r.status,
             200,
@@ -766,8 +784,13 @@ impl Orthanc {
                 self.child = None;
                 return Err(format!("Orthanc exited ({status}):\n{}", self.log()));
             }
-            if let Ok(r) = try_http(self.http_addr(), "GET", "/system", &[], b"")
-                && r.status == 200
+            if let Ok(r) = try_http(
+                self.http_addr(),
+                "GET",
+                "/system",
+                &self.auth_headers(),
+                b"",
+            ) && r.status == 200
             {
                 return Ok(());
             }
@@ -787,6 +810,60 @@ impl Drop for Orthanc {
 /// is not on PATH (`scripts/setup-system orthanc` installs it). Panics, with its log, when
 /// it is there but does not come up.
 pub fn orthanc(test: &str, modalities: &[Modality]) -> Option<Orthanc> {
+    orthanc_with(test, modalities, &OrthancOptions::default())
+}
+
+/// What [`orthanc_with`] turns on beyond [`orthanc`]'s defaults.
+#[derive(Debug, Clone, Default)]
+pub struct OrthancOptions {
+    /// Load the DICOMweb plugin (Debian package `orthanc-dicomweb`) at `/dicom-web/`.
+    pub dicomweb: bool,
+    /// HTTP basic authentication on, with these users and passwords (the first one is used
+    /// by [`Orthanc::get`], [`Orthanc::post`] and [`Orthanc::upload`]).
+    pub users: Vec<(String, String)>,
+}
+
+/// The DICOMweb plugin of Orthanc: `RADLAB_ORTHANC_DICOMWEB_PLUGIN`, or where Debian's
+/// `orthanc-dicomweb` puts it.
+pub fn orthanc_dicomweb_plugin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("RADLAB_ORTHANC_DICOMWEB_PLUGIN") {
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
+    }
+    ["/usr/share/orthanc/plugins/libOrthancDicomWeb.so"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+}
+
+/// Standard base64 (for a basic Authorization header).
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// [`orthanc`] with `options`: `None` after a loud skip also when the DICOMweb plugin is
+/// asked for and not installed (`scripts/setup-system orthanc-dicomweb`).
+pub fn orthanc_with(
+    test: &str,
+    modalities: &[Modality],
+    options: &OrthancOptions,
+) -> Option<Orthanc> {
     let on_path = std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|dir| dir.join("Orthanc").is_file())
     });
@@ -797,6 +874,29 @@ pub fn orthanc(test: &str, modalities: &[Modality]) -> Option<Orthanc> {
         );
         return None;
     }
+    let plugins: Vec<PathBuf> = if options.dicomweb {
+        match orthanc_dicomweb_plugin() {
+            Some(p) => vec![p],
+            None => {
+                skip(
+                    test,
+                    "Orthanc's DICOMweb plugin is not installed (scripts/setup-system orthanc-dicomweb installs the Debian package)",
+                );
+                return None;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let users: serde_json::Map<String, serde_json::Value> = options
+        .users
+        .iter()
+        .map(|(u, p)| (u.clone(), serde_json::Value::from(p.as_str())))
+        .collect();
+    let auth = options
+        .users
+        .first()
+        .map(|(u, p)| format!("Basic {}", base64(format!("{u}:{p}").as_bytes())));
     let mut last = String::new();
     for _attempt in 0..3 {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -827,9 +927,11 @@ pub fn orthanc(test: &str, modalities: &[Modality]) -> Option<Orthanc> {
                 "DicomAlwaysAllowStore": true,
                 "DicomCheckCalledAet": false,
                 "RemoteAccessAllowed": true,
-                "AuthenticationEnabled": false,
+                "AuthenticationEnabled": !users.is_empty(),
+                "RegisteredUsers": users,
                 "HttpServerEnabled": true,
-                "Plugins": [],
+                "Plugins": plugins,
+                "DicomWeb": {"Enable": options.dicomweb, "Root": "/dicom-web/"},
                 "StorageCompression": false,
                 "LimitFindResults": 0,
                 "LimitFindInstances": 0,
@@ -844,6 +946,8 @@ pub fn orthanc(test: &str, modalities: &[Modality]) -> Option<Orthanc> {
             http_port: ports[0],
             dicom_port: ports[1],
             aet: "ORTHANC".into(),
+            auth: auth.clone(),
+            dicomweb: options.dicomweb,
         };
         match server.start() {
             Ok(()) => return Some(server),

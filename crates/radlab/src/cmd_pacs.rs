@@ -5,7 +5,9 @@
 //!
 //! The SCU commands: `radlab pacs echo` (C-ECHO), `find` (C-FIND, Study Root) and `move`
 //! (C-MOVE of studies to the storage SCP this command runs for the duration, through the same
-//! `Importer`), with a resumable retrieval job file.
+//! `Importer`), with a resumable retrieval job file; `web-find` (QIDO-RS) and `web-retrieve`
+//! (WADO-RS, imported through the same `Importer`, with the same kind of job file) against a
+//! DICOMweb server.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -45,6 +47,11 @@ enum PacsCommand {
     /// importing each object as `pacs listen` does; a job file records what arrived, so a
     /// run can be resumed.
     Move(Box<MoveArgs>),
+    /// Search a DICOMweb server for studies (QIDO-RS), with the filters of `find`.
+    WebFind(WebFindArgs),
+    /// Retrieve studies from a DICOMweb server (WADO-RS) and import each object as `pacs
+    /// move` does, with the same resumable job file.
+    WebRetrieve(Box<WebRetrieveArgs>),
 }
 
 #[derive(Args, Debug)]
@@ -95,6 +102,8 @@ pub fn pacs(cli: &Cli, args: &PacsArgs) -> Result<ExitCode> {
         PacsCommand::Echo(a) => echo(a),
         PacsCommand::Find(a) => find(a),
         PacsCommand::Move(a) => move_studies(cli, a),
+        PacsCommand::WebFind(a) => web_find(a),
+        PacsCommand::WebRetrieve(a) => web_retrieve(cli, a),
     }
 }
 
@@ -212,14 +221,20 @@ impl Importer {
 
     /// De-identify the received file into a folder beside it (removed afterwards), then
     /// import the de-identified object; the catalog never sees the received one.
-    fn store_deidentified(&self, deid: &Deid, object: &ReceivedObject<'_>) -> StoreOutcome {
-        let out_dir = object.path.with_extension("deid");
-        let outcome = radlab_deid::batch::deidentify_file(object.path, &out_dir, &deid.profile);
+    fn store_deidentified(
+        &self,
+        deid: &Deid,
+        association: u64,
+        path: &Path,
+        origin: &str,
+    ) -> StoreOutcome {
+        let out_dir = path.with_extension("deid");
+        let outcome = radlab_deid::batch::deidentify_file(path, &out_dir, &deid.profile);
         let result = (|| {
             if let Some(why) = &outcome.review {
                 tracing::warn!(
                     "pacs: association {}: routed to review, not imported: {why}",
-                    object.association
+                    association
                 );
                 return StoreOutcome::Failed {
                     status: status::CANNOT_UNDERSTAND,
@@ -231,7 +246,7 @@ impl Importer {
                 // Errors and findings name elements and reasons, never values.
                 tracing::warn!(
                     "pacs: association {}: not de-identified: {}{}",
-                    object.association,
+                    association,
                     outcome.error.as_deref().unwrap_or("no output"),
                     if outcome.findings.is_empty() {
                         String::new()
@@ -251,8 +266,8 @@ impl Importer {
                 .unwrap_or(&written)
                 .to_string_lossy()
                 .replace('\\', "/");
-            let display = format!("pacs://{}/{name}", object.calling_ae_title);
-            let label = format!("pacs://{}", object.calling_ae_title);
+            let display = format!("{origin}/{name}");
+            let label = origin.to_string();
             let _turn = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             if let (Some(mapping), Some(record)) = (&deid.mapping, &outcome.mapping)
                 && let Err(e) = radlab_deid::mapping::append_mapping(
@@ -263,33 +278,50 @@ impl Importer {
             {
                 tracing::error!(
                     "pacs: association {}: cannot append to the mapping: {e}",
-                    object.association
+                    association
                 );
                 return StoreOutcome::Failed {
                     status: status::OUT_OF_RESOURCES,
                     comment: "cannot write the de-identification mapping".into(),
                 };
             }
-            self.import(object.association, &written, display, label)
+            self.import(association, &written, display, label)
         })();
         let _ = std::fs::remove_dir_all(&out_dir);
         result
+    }
+
+    /// Import one Part 10 file that came from `origin` (`pacs://AET`, `dicomweb://HOST`),
+    /// catalogued as `origin/name` (`name`: its SOP Instance UID), or de-identified first.
+    pub(crate) fn store_file(
+        &self,
+        association: u64,
+        path: &Path,
+        origin: &str,
+        name: &str,
+    ) -> StoreOutcome {
+        if let Some(deid) = &self.deid {
+            return self.store_deidentified(deid, association, path, origin);
+        }
+        let _turn = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.import(
+            association,
+            path,
+            format!("{origin}/{name}"),
+            origin.to_string(),
+        )
     }
 }
 
 impl StoreHandler for Importer {
     fn store(&self, object: &ReceivedObject<'_>) -> StoreOutcome {
-        if let Some(deid) = &self.deid {
-            return self.store_deidentified(deid, object);
-        }
-        let _turn = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         // The catalog's source path names where the object came from, not the staging file.
-        let display = format!(
-            "pacs://{}/{}",
-            object.calling_ae_title, object.sop_instance_uid
-        );
-        let label = format!("pacs://{}", object.calling_ae_title);
-        self.import(object.association, object.path, display, label)
+        self.store_file(
+            object.association,
+            object.path,
+            &format!("pacs://{}", object.calling_ae_title),
+            object.sop_instance_uid,
+        )
     }
 }
 
@@ -793,33 +825,40 @@ fn count(n: Option<u32>) -> String {
     n.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
 }
 
+/// The study-level output of `find` and `web-find`: a table, or the JSON list that
+/// `move --from-find` and `web-retrieve --from-find` read.
+fn print_studies(studies: &[FoundStudy], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(studies)?);
+        return Ok(());
+    }
+    println!("study_instance_uid\tdate\tmodalities\tseries\tinstances\tdescription");
+    for s in studies {
+        let mut line = format!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            s.study_instance_uid,
+            s.study_date,
+            s.modalities.join(","),
+            count(s.series),
+            count(s.instances),
+            s.description
+        );
+        if let (Some(id), Some(name)) = (&s.patient_id, &s.patient_name) {
+            line.push_str(&format!("\t{id}\t{name}"));
+        }
+        println!("{line}");
+    }
+    let instances: u32 = studies.iter().filter_map(|s| s.instances).sum();
+    println!("{} studies, {instances} instances", studies.len());
+    Ok(())
+}
+
 fn find(args: &FindArgs) -> Result<ExitCode> {
     let peer = args.peer.peer(None)?;
     match args.level {
         Level::Study => {
             let studies = find_studies(&peer, &args.query, args.show_patient)?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&studies)?);
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!("study_instance_uid\tdate\tmodalities\tseries\tinstances\tdescription");
-            for s in &studies {
-                let mut line = format!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    s.study_instance_uid,
-                    s.study_date,
-                    s.modalities.join(","),
-                    count(s.series),
-                    count(s.instances),
-                    s.description
-                );
-                if let (Some(id), Some(name)) = (&s.patient_id, &s.patient_name) {
-                    line.push_str(&format!("\t{id}\t{name}"));
-                }
-                println!("{line}");
-            }
-            let instances: u32 = studies.iter().filter_map(|s| s.instances).sum();
-            println!("{} studies, {instances} instances", studies.len());
+            print_studies(&studies, args.json)?;
         }
         Level::Series => {
             let series = find_series(&peer, &args.query)?;
@@ -908,15 +947,7 @@ impl Job {
     /// Written to a temporary file beside it, then renamed: a crash leaves the old or the
     /// new job, never half of one.
     fn save(&self, path: &Path) -> Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(())
+        save_json(self, path)
     }
 
     fn count(&self, state: StudyState) -> usize {
@@ -924,13 +955,38 @@ impl Job {
     }
 }
 
+/// Written to a temporary file beside `path`, then renamed.
+fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 /// Studies of a new job: the given UIDs, a `find --json` file, or a C-FIND.
 fn job_studies(peer: &Peer, args: &MoveArgs) -> Result<Vec<(String, Option<u32>)>> {
-    let sources = [
-        !args.studies.is_empty(),
-        args.from_find.is_some(),
-        args.query.any(),
-    ];
+    chosen_studies(
+        &args.studies,
+        args.from_find.as_deref(),
+        &args.query,
+        || find_studies(peer, &args.query, false),
+    )
+}
+
+/// What to retrieve: `--study` UIDs, a `find --json` (or `web-find --json`) file, or the
+/// studies `search` finds for the query options; exactly one of them. Each study with the
+/// instance count the list gave, duplicates dropped.
+fn chosen_studies(
+    studies: &[String],
+    from_find: Option<&Path>,
+    query: &QueryArgs,
+    search: impl FnOnce() -> Result<Vec<FoundStudy>>,
+) -> Result<Vec<(String, Option<u32>)>> {
+    let sources = [!studies.is_empty(), from_find.is_some(), query.any()];
     match sources.iter().filter(|s| **s).count() {
         0 => bail!(
             "say what to retrieve: --study UID, --from-find FILE, query options (--date, \
@@ -940,13 +996,12 @@ fn job_studies(peer: &Peer, args: &MoveArgs) -> Result<Vec<(String, Option<u32>)
         _ => bail!("--study, --from-find and query options exclude each other"),
     }
     let mut out: Vec<(String, Option<u32>)> = Vec::new();
-    if !args.studies.is_empty() {
-        out = args
-            .studies
+    if !studies.is_empty() {
+        out = studies
             .iter()
             .map(|u| (u.trim().to_string(), None))
             .collect();
-    } else if let Some(file) = &args.from_find {
+    } else if let Some(file) = from_find {
         let bytes =
             std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
         let rows: Vec<serde_json::Value> = serde_json::from_slice(&bytes).with_context(|| {
@@ -968,7 +1023,7 @@ fn job_studies(peer: &Peer, args: &MoveArgs) -> Result<Vec<(String, Option<u32>)
             out.push((uid.to_string(), expected));
         }
     } else {
-        out = find_studies(peer, &args.query, false)?
+        out = search()?
             .into_iter()
             .map(|s| (s.study_instance_uid, s.instances))
             .collect();
@@ -1235,6 +1290,473 @@ fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
         job_path.display()
     );
     Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// DICOMweb client: web-find (QIDO-RS), web-retrieve (WADO-RS).
+
+/// The password of `--user` comes only from this variable, never from the command line.
+const PASSWORD_VAR: &str = "RADLAB_DICOMWEB_PASSWORD";
+
+/// A DICOMweb server and how to sign in to it.
+#[derive(Args, Debug, Clone)]
+pub struct WebServerArgs {
+    /// The DICOMweb root URL, under which `studies` lies (Orthanc:
+    /// http://HOST:8042/dicom-web/; dcm4chee: http://HOST:8080/dcm4chee-arc/aets/DCM4CHEE/rs/).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// Bearer token (OAuth access token). Prefer the variable: a command line is visible to
+    /// every user of the machine.
+    #[arg(long, env = "RADLAB_DICOMWEB_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// User name for HTTP basic authentication; the password is read from
+    /// RADLAB_DICOMWEB_PASSWORD. Takes precedence over a token.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+    /// Seconds to connect, and of silence from the server while reading, before giving up.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+/// The server of a DICOMweb job: its URL and the kind of sign-in, never a secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WebJobServer {
+    url: String,
+    /// `none`, `bearer` or `basic`.
+    auth: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
+}
+
+impl WebServerArgs {
+    /// The client, and the job's record of the server. Under `--resume`, what the command
+    /// line leaves out comes from the job (the URL, the basic user); secrets always come
+    /// from the command line or the environment.
+    fn client(
+        &self,
+        job: Option<&WebJobServer>,
+    ) -> Result<(radlab_net::dicomweb_client::Client, WebJobServer)> {
+        use radlab_net::dicomweb_client::{Auth, Client};
+        let url = self
+            .url
+            .clone()
+            .or_else(|| job.map(|j| j.url.clone()))
+            .context("--url is required (the DICOMweb root URL)")?;
+        let user = self.user.clone().or_else(|| {
+            job.filter(|j| j.auth == "basic" && self.token.is_none())
+                .and_then(|j| j.user.clone())
+        });
+        let token = self.token.clone().filter(|t| !t.trim().is_empty());
+        let auth = if let Some(user) = user {
+            let password = std::env::var(PASSWORD_VAR).map_err(|_| {
+                anyhow::anyhow!("--user {user} needs the password in the variable {PASSWORD_VAR}")
+            })?;
+            Auth::Basic { user, password }
+        } else if let Some(token) = token {
+            Auth::Bearer(token.trim().to_string())
+        } else if job.is_some_and(|j| j.auth == "bearer") {
+            bail!("this job's server takes a bearer token: set RADLAB_DICOMWEB_TOKEN (or --token)");
+        } else {
+            Auth::None
+        };
+        let record = WebJobServer {
+            url: url.clone(),
+            auth: match &auth {
+                Auth::None => "none",
+                Auth::Bearer(_) => "bearer",
+                Auth::Basic { .. } => "basic",
+            }
+            .into(),
+            user: match &auth {
+                Auth::Basic { user, .. } => Some(user.clone()),
+                _ => None,
+            },
+        };
+        let client = Client::new(&url, auth, Duration::from_secs(self.timeout.max(1)))?;
+        Ok((client, record))
+    }
+}
+
+fn web_query(q: &QueryArgs, show_patient: bool) -> radlab_net::dicomweb_client::StudyQuery {
+    radlab_net::dicomweb_client::StudyQuery {
+        date: q.date.clone(),
+        modality: q.modality.clone(),
+        body_part: q.body_part.clone(),
+        accession: q.accession.clone(),
+        patient_id: q.patient_id.clone(),
+        study_uids: Vec::new(),
+        include_patient: show_patient,
+    }
+}
+
+fn web_search(
+    rt: &tokio::runtime::Runtime,
+    client: &radlab_net::dicomweb_client::Client,
+    q: &QueryArgs,
+    show_patient: bool,
+) -> Result<Vec<FoundStudy>> {
+    let found = rt.block_on(client.search_studies(&web_query(q, show_patient)))?;
+    Ok(found
+        .into_iter()
+        .map(|s| FoundStudy {
+            study_instance_uid: s.study_instance_uid,
+            study_date: s.study_date,
+            modalities: s.modalities,
+            description: s.description,
+            accession_number: s.accession_number,
+            series: s.series,
+            instances: s.instances,
+            patient_id: s.patient_id,
+            patient_name: s.patient_name,
+        })
+        .collect())
+}
+
+#[derive(Args, Debug)]
+pub struct WebFindArgs {
+    #[command(flatten)]
+    server: WebServerArgs,
+    #[command(flatten)]
+    query: QueryArgs,
+    /// Also ask for and print Patient ID and Patient Name.
+    #[arg(long)]
+    show_patient: bool,
+    /// Print a JSON list (the input of `pacs web-retrieve --from-find`).
+    #[arg(long)]
+    json: bool,
+}
+
+fn web_find(args: &WebFindArgs) -> Result<ExitCode> {
+    let (client, _) = args.server.client(None)?;
+    let rt = crate::cmd_import::runtime()?;
+    let studies = web_search(&rt, &client, &args.query, args.show_patient)?;
+    print_studies(&studies, args.json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Debug)]
+pub struct WebRetrieveArgs {
+    #[command(flatten)]
+    server: WebServerArgs,
+    #[command(flatten)]
+    query: QueryArgs,
+    /// A study to retrieve, by Study Instance UID (repeatable).
+    #[arg(long = "study", value_name = "UID", num_args = 1..)]
+    studies: Vec<String>,
+    /// Retrieve the studies listed by `radlab pacs web-find --json` (or `find --json`).
+    #[arg(long, value_name = "FILE")]
+    from_find: Option<PathBuf>,
+    /// Go on with this job file: retrieve only its studies that are not done.
+    #[arg(long, value_name = "JOB.json")]
+    resume: Option<PathBuf>,
+    /// Where to write the job file (default: DATA/pacs-jobs/web-retrieve-TIME-PID.json).
+    #[arg(long, value_name = "JOB.json", conflicts_with = "resume")]
+    job: Option<PathBuf>,
+    /// Only count what would be retrieved (QIDO-RS); nothing is fetched or written.
+    #[arg(long)]
+    dry_run: bool,
+    /// Attempts per study in this run.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    attempts: u32,
+    /// Seconds before the second attempt, doubled for each next one (at most 60).
+    #[arg(long, default_value_t = 2.0)]
+    retry_delay: f64,
+    /// De-identify every object with this profile before it is imported (as `pacs listen`).
+    #[arg(long, value_name = "PROFILE")]
+    deid: Option<String>,
+    /// An Annex E option for --deid (repeatable).
+    #[arg(long = "deid-option", value_parser = crate::cmd_deid::parse_option, requires = "deid")]
+    deid_options: Vec<radlab_deid::DeidOption>,
+    /// The project key file for --deid.
+    #[arg(long, env = "RADLAB_DEID_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Burned-in text rules for --deid.
+    #[arg(long, requires = "deid")]
+    burned_in: Option<PathBuf>,
+    /// With --deid: append the encrypted mapping to this file.
+    #[arg(long, requires = "deid")]
+    mapping: Option<PathBuf>,
+}
+
+/// A DICOMweb retrieval job file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WebJob {
+    version: u32,
+    operation: String,
+    dicomweb: WebJobServer,
+    studies: Vec<JobStudy>,
+}
+
+impl WebJob {
+    fn load(path: &Path) -> Result<WebJob> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let job: WebJob = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is not a DICOMweb retrieval job file (those of `pacs move` resume with `pacs move --resume`)",
+                path.display()
+            )
+        })?;
+        if job.version != 1 || job.operation != "web-retrieve" {
+            bail!(
+                "{}: a job of version 1 and operation web-retrieve is expected",
+                path.display()
+            );
+        }
+        Ok(job)
+    }
+
+    fn count(&self, state: StudyState) -> usize {
+        self.studies.iter().filter(|s| s.state == state).count()
+    }
+}
+
+/// `dicomweb://HOST[:PORT]`: where retrieved objects came from, as the catalog records it.
+fn web_origin(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    format!("dicomweb://{host}")
+}
+
+fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
+    let rt = crate::cmd_import::runtime()?;
+    let (mut job, job_path, client) = match &args.resume {
+        Some(path) => {
+            if !args.studies.is_empty() || args.from_find.is_some() || args.query.any() {
+                bail!(
+                    "--resume takes the studies of the job file; leave out --study, --from-find and query options"
+                );
+            }
+            let mut job = WebJob::load(path)?;
+            let (client, record) = args.server.client(Some(&job.dicomweb))?;
+            job.dicomweb = record;
+            (job, path.clone(), client)
+        }
+        None => {
+            let (client, record) = args.server.client(None)?;
+            let studies = chosen_studies(
+                &args.studies,
+                args.from_find.as_deref(),
+                &args.query,
+                || web_search(&rt, &client, &args.query, false),
+            )?;
+            let job = WebJob {
+                version: 1,
+                operation: "web-retrieve".into(),
+                dicomweb: record,
+                studies: studies
+                    .into_iter()
+                    .map(|(uid, expected)| JobStudy {
+                        study_instance_uid: uid,
+                        state: StudyState::Pending,
+                        expected,
+                        arrived: 0,
+                        attempts: 0,
+                        failure: None,
+                    })
+                    .collect(),
+            };
+            let path = args.job.clone().unwrap_or_else(|| {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                cli.data_dir
+                    .join("pacs-jobs")
+                    .join(format!("web-retrieve-{secs}-{}.json", std::process::id()))
+            });
+            (job, path, client)
+        }
+    };
+    let todo: Vec<usize> = (0..job.studies.len())
+        .filter(|&i| job.studies[i].state != StudyState::Done)
+        .collect();
+
+    if args.dry_run {
+        let mut instances = 0u32;
+        let mut unknown = 0usize;
+        for &i in &todo {
+            let study = &job.studies[i];
+            let n = match study.expected {
+                Some(n) => Some(n),
+                None => rt.block_on(client.study_instances(&study.study_instance_uid))?,
+            };
+            match n {
+                Some(n) => instances += n,
+                None => unknown += 1,
+            }
+        }
+        println!(
+            "dry run: would retrieve {} of {} studies, {instances} instances{}",
+            todo.len(),
+            job.studies.len(),
+            if unknown > 0 {
+                format!(" ({unknown} studies unknown to the server or without a count)")
+            } else {
+                String::new()
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    save_json(&job, &job_path)?;
+    println!("job: {}", job_path.display());
+    if todo.is_empty() {
+        println!(
+            "nothing to retrieve: all {} studies are done",
+            job.studies.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let deid = match &args.deid {
+        Some(profile) => Some(Deid::new(
+            profile,
+            &args.deid_options,
+            args.key_file.as_deref(),
+            args.burned_in.as_deref(),
+            args.mapping.as_deref(),
+            "--deid",
+        )?),
+        None => None,
+    };
+    let (catalog, blobs) = rt.block_on(crate::cmd_import::stores(cli))?;
+    let importer = Importer::new(rt.handle().clone(), catalog, blobs, deid);
+    let origin = web_origin(&job.dicomweb.url);
+    // Each study's objects rest here from their arrival until they are imported.
+    let staging = cli
+        .data_dir
+        .join(format!(".dicomweb-staging-{}", std::process::id()));
+
+    let mut arrived_total = 0u32;
+    let mut fatal: Option<anyhow::Error> = None;
+    'studies: for (n, &i) in todo.iter().enumerate() {
+        for attempt in 0..args.attempts {
+            if attempt > 0 {
+                let delay = (args.retry_delay.max(0.0) * 2f64.powi(attempt as i32 - 1)).min(60.0);
+                std::thread::sleep(Duration::from_secs_f64(delay));
+            }
+            let uid = job.studies[i].study_instance_uid.clone();
+            job.studies[i].attempts += 1;
+            let auth_failed = std::cell::Cell::new(false);
+            let mut outcome = || -> std::result::Result<u32, String> {
+                let web_error = |e: radlab_net::dicomweb_client::WebError| {
+                    auth_failed.set(auth_failed.get() || e.is_auth());
+                    e.to_string()
+                };
+                if job.studies[i].expected.is_none() {
+                    job.studies[i].expected = rt
+                        .block_on(client.study_instances(&uid))
+                        .map_err(web_error)?;
+                }
+                let dir = staging.join(format!("study-{}", n + 1));
+                let _ = std::fs::remove_dir_all(&dir);
+                let parts = rt.block_on(client.retrieve_study(&uid, &dir));
+                let result = match parts {
+                    Err(e) => Err(web_error(e)),
+                    Ok(parts) => {
+                        let mut stored = 0u32;
+                        let mut refused: Option<String> = None;
+                        let mut refused_count = 0usize;
+                        for (k, part) in parts.iter().enumerate() {
+                            let name =
+                                radlab_net::dicomweb_client::part10_sop_instance_uid(&part.path)
+                                    .unwrap_or_else(|| format!("{uid}/{}", k + 1));
+                            match importer.store_file((n + 1) as u64, &part.path, &origin, &name) {
+                                StoreOutcome::Stored => stored += 1,
+                                StoreOutcome::Failed { comment, .. } => {
+                                    refused_count += 1;
+                                    refused.get_or_insert(comment);
+                                }
+                            }
+                        }
+                        job.studies[i].arrived = stored;
+                        if parts.is_empty() {
+                            Err("the server returned no instance".into())
+                        } else if let Some(why) = refused {
+                            Err(format!(
+                                "{refused_count} of {} objects not imported (first: {why})",
+                                parts.len()
+                            ))
+                        } else {
+                            match job.studies[i].expected {
+                                Some(expected) if stored < expected => {
+                                    Err(format!("{stored} of {expected} instances arrived"))
+                                }
+                                _ => Ok(stored),
+                            }
+                        }
+                    }
+                };
+                let _ = std::fs::remove_dir_all(&dir);
+                result
+            };
+            let result = outcome();
+            let study = &mut job.studies[i];
+            match result {
+                Ok(arrived) => {
+                    study.state = StudyState::Done;
+                    study.failure = None;
+                    study.arrived = arrived;
+                }
+                Err(why) => {
+                    study.state = StudyState::Failed;
+                    study.failure = Some(why);
+                }
+            }
+            save_json(&job, &job_path)?;
+            let study = &job.studies[i];
+            match &study.failure {
+                None => {
+                    arrived_total += study.arrived;
+                    println!(
+                        "study {}/{}: done, {} instance(s)",
+                        n + 1,
+                        todo.len(),
+                        study.arrived
+                    );
+                    break;
+                }
+                Some(why) => {
+                    eprintln!(
+                        "study {}/{}: attempt {} of {} failed: {why}",
+                        n + 1,
+                        todo.len(),
+                        attempt + 1,
+                        args.attempts
+                    );
+                    // The same credentials would be refused for every study.
+                    if auth_failed.get() {
+                        fatal = Some(anyhow::anyhow!("{why}"));
+                        break 'studies;
+                    }
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    let failed = job.count(StudyState::Failed);
+    let done_now = todo
+        .iter()
+        .filter(|&&i| job.studies[i].state == StudyState::Done)
+        .count();
+    println!(
+        "retrieved {done_now} of {} studies this run ({arrived_total} instances); {} done, {failed} failed in all; job: {}",
+        todo.len(),
+        job.count(StudyState::Done),
+        job_path.display()
+    );
+    if let Some(e) = fatal {
+        return Err(e.context(format!(
+            "stopped; resume with: radlab pacs web-retrieve --resume {}",
+            job_path.display()
+        )));
+    }
+    Ok(if job.count(StudyState::Done) == job.studies.len() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -80,7 +80,8 @@ enum Command {
     /// Manage accounts (the first administrator is made here).
     User(cmd_serve::UserArgs),
     /// DICOM networking with a PACS: `pacs listen` receives images (C-ECHO, C-STORE);
-    /// `pacs echo`, `find` and `move` query and retrieve from one (C-FIND, C-MOVE).
+    /// `pacs echo`, `find` and `move` query and retrieve from one (C-FIND, C-MOVE);
+    /// `pacs web-find` and `web-retrieve` do so over DICOMweb (QIDO-RS, WADO-RS).
     Pacs(cmd_pacs::PacsArgs),
 }
 

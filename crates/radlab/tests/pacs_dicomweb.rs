@@ -1,0 +1,509 @@
+//! `radlab pacs web-find` (QIDO-RS) and `web-retrieve` (WADO-RS) against a real Orthanc with
+//! its DICOMweb plugin (Debian packages `orthanc` and `orthanc-dicomweb`, started by the test
+//! with `radlab_testkit::orthanc_with`) and HTTP basic authentication on, loaded with the
+//! corpus radiographs through its REST API: searches compared with Orthanc's own
+//! `/tools/find`, every study retrieved into an empty catalog with Pixel Data byte for byte as
+//! uploaded, de-identification on the way in, a wrong password refused with an error naming
+//! the server and not the password, and a job with failures resumed to fetch only what is
+//! missing.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::text;
+use radlab_dicom::{DicomFile, InstanceInfo, pixel_data_span};
+use radlab_testkit::{Orthanc, OrthancOptions};
+
+const USER: &str = "radlab-reader";
+const PASSWORD: &str = "c0rrect-h0rse-battery";
+const WRONG: &str = "wr0ng-passw0rd-42";
+
+#[derive(Debug, Clone)]
+struct Uploaded {
+    study: String,
+    sop: String,
+    modality: String,
+    patient_id: String,
+    pixels: Vec<u8>,
+}
+
+fn part10_files(corpus: &radlab_testkit::Corpus) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.path("dicom/cxr"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .collect();
+    files.push(corpus.path("dicom/cxr_derived/cr_mono1_10_chest_part10_explicit_le.dcm"));
+    files.sort();
+    // A bare ACR-NEMA data set has no file meta: Orthanc would not take it.
+    files.retain(|f| std::fs::read(f).is_ok_and(|b| b.len() > 132 && &b[128..132] == b"DICM"));
+    files
+}
+
+fn describe(file: &Path) -> Uploaded {
+    let bytes = std::fs::read(file).unwrap();
+    let span = pixel_data_span(&bytes).expect("pixel data");
+    let info = InstanceInfo::from_file(&DicomFile::from_bytes(&bytes).unwrap());
+    Uploaded {
+        study: info.study_instance_uid.clone(),
+        sop: info.sop_instance_uid.clone(),
+        modality: info.modality.clone(),
+        patient_id: info.patient_id.clone(),
+        pixels: bytes[span].to_vec(),
+    }
+}
+
+/// Every blob of the data folder's store, as (SOP Instance UID, Pixel Data bytes).
+fn stored_objects(data: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![data.join("blobs")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let bytes = std::fs::read(&path).unwrap();
+            let (Some(span), Ok(file)) = (pixel_data_span(&bytes), DicomFile::from_bytes(&bytes))
+            else {
+                continue;
+            };
+            let uid = InstanceInfo::from_file(&file).sop_instance_uid;
+            found.insert(uid, bytes[span].to_vec());
+        }
+    }
+    found
+}
+
+/// An Orthanc with DICOMweb and basic authentication, loaded with `files`.
+fn dicomweb_orthanc(test: &str, files: &[PathBuf]) -> Option<Orthanc> {
+    let orthanc = radlab_testkit::orthanc_with(
+        test,
+        &[],
+        &OrthancOptions {
+            dicomweb: true,
+            users: vec![(USER.into(), PASSWORD.into())],
+        },
+    )?;
+    for f in files {
+        orthanc.upload(f);
+    }
+    Some(orthanc)
+}
+
+/// `radlab pacs SUB ARGS --url URL --user USER --data-dir DATA` with `password` in the
+/// environment (none: the variable unset).
+fn web(args: &[&str], orthanc: &Orthanc, data: &Path, password: Option<&str>) -> Output {
+    let mut c = common::command();
+    c.env_remove("RADLAB_DICOMWEB_TOKEN")
+        .env_remove("RADLAB_DICOMWEB_PASSWORD");
+    if let Some(p) = password {
+        c.env("RADLAB_DICOMWEB_PASSWORD", p);
+    }
+    c.arg("pacs")
+        .args(args)
+        .args(["--user", USER, "--url"])
+        .arg(orthanc.dicomweb_url().unwrap())
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("run radlab pacs")
+}
+
+/// Study Instance UIDs of Orthanc's `/tools/find` at study level for `query`.
+fn orthanc_studies(orthanc: &Orthanc, query: serde_json::Value) -> BTreeSet<String> {
+    let body = serde_json::json!({"Level": "Study", "Query": query, "Expand": true});
+    orthanc
+        .post("/tools/find", body.to_string().as_bytes())
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            s["MainDicomTags"]["StudyInstanceUID"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+fn found_uids(out: &Output) -> BTreeSet<String> {
+    assert!(out.status.success(), "{}", text(out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.iter()
+        .map(|r| r["study_instance_uid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn read_job(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn job_study<'a>(job: &'a serde_json::Value, uid: &str) -> &'a serde_json::Value {
+    job["studies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["study_instance_uid"] == uid)
+        .unwrap_or_else(|| panic!("{uid} not in {job}"))
+}
+
+fn no_staging_left(data: &Path) {
+    let leftovers: Vec<_> = std::fs::read_dir(data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".dicomweb-staging"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn web_find_and_retrieve_bring_exactly_orthancs_studies_with_pixels_unchanged() {
+    const TEST: &str = "web_find_and_retrieve_bring_exactly_orthancs_studies_with_pixels_unchanged";
+    let Some(corpus) = radlab_testkit::corpus(TEST) else {
+        return;
+    };
+    let files = part10_files(&corpus);
+    let Some(orthanc) = dicomweb_orthanc(TEST, &files) else {
+        return;
+    };
+    let url = orthanc.dicomweb_url().unwrap();
+    let uploaded: Vec<Uploaded> = files.iter().map(|f| describe(f)).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let pw = Some(PASSWORD);
+
+    // Searches: exactly what Orthanc's own index finds.
+    let all = found_uids(&web(&["web-find", "--json"], &orthanc, &data, pw));
+    let uploaded_studies: BTreeSet<String> = uploaded.iter().map(|u| u.study.clone()).collect();
+    assert_eq!(all, uploaded_studies);
+    assert_eq!(all, orthanc_studies(&orthanc, serde_json::json!({})));
+    let cr = found_uids(&web(
+        &["web-find", "--modality", "CR", "--json"],
+        &orthanc,
+        &data,
+        pw,
+    ));
+    assert_eq!(
+        cr,
+        orthanc_studies(&orthanc, serde_json::json!({"ModalitiesInStudy": "CR"}))
+    );
+    assert!(cr.len() >= 2 && cr.len() < all.len(), "{cr:?}");
+    let dated = found_uids(&web(
+        &["web-find", "--date", "20040101-20041231", "--json"],
+        &orthanc,
+        &data,
+        pw,
+    ));
+    assert_eq!(
+        dated,
+        orthanc_studies(
+            &orthanc,
+            serde_json::json!({"StudyDate": "20040101-20041231"})
+        )
+    );
+    assert_eq!(dated.len(), 2, "{dated:?}");
+    let chest = found_uids(&web(
+        &["web-find", "--body-part", "CHEST", "--json"],
+        &orthanc,
+        &data,
+        pw,
+    ));
+    let body = serde_json::json!({"Level": "Series", "Query": {"BodyPartExamined": "CHEST"},
+        "Expand": true});
+    let expected: BTreeSet<String> = orthanc
+        .post("/tools/find", body.to_string().as_bytes())
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let study = orthanc.get(&format!("/studies/{}", s["ParentStudy"].as_str().unwrap()));
+            study["MainDicomTags"]["StudyInstanceUID"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(chest, expected);
+    assert!(!chest.is_empty());
+    let with_patient: Vec<&Uploaded> = uploaded
+        .iter()
+        .filter(|u| !u.patient_id.is_empty())
+        .collect();
+    let one = with_patient[0];
+    let by_patient = found_uids(&web(
+        &["web-find", "--patient-id", &one.patient_id, "--json"],
+        &orthanc,
+        &data,
+        pw,
+    ));
+    assert!(by_patient.contains(&one.study), "{by_patient:?}");
+
+    // The table: counts, and no patient data unless asked.
+    let out = web(&["web-find", "--modality", "CR"], &orthanc, &data, pw);
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout).to_string();
+    let cr_instances = uploaded.iter().filter(|u| u.modality == "CR").count();
+    assert!(
+        table.contains(&format!("{} studies, {cr_instances} instances", cr.len())),
+        "{table}"
+    );
+    for u in &with_patient {
+        assert!(!table.contains(&u.patient_id), "{table}");
+    }
+    let shown = web(
+        &["web-find", "--show-patient", "--json"],
+        &orthanc,
+        &data,
+        pw,
+    );
+    assert!(String::from_utf8_lossy(&shown.stdout).contains(&one.patient_id));
+
+    // A wrong password: refused, naming the server, never a password.
+    let out = web(&["web-find", "--json"], &orthanc, &data, Some(WRONG));
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(said.contains("refused the credentials"), "{said}");
+    assert!(said.contains(&url), "{said}");
+    assert!(!said.contains(WRONG) && !said.contains(PASSWORD), "{said}");
+    // No password at all: says where it goes.
+    let out = web(&["web-find"], &orthanc, &data, None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("RADLAB_DICOMWEB_PASSWORD"),
+        "{}",
+        text(&out)
+    );
+    // Credentials in the URL are refused, and not echoed.
+    let out = common::command()
+        .args(["pacs", "web-find", "--url"])
+        .arg(url.replace("http://", &format!("http://{USER}:{PASSWORD}@")))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!text(&out).contains(PASSWORD), "{}", text(&out));
+
+    // The dry run counts from QIDO-RS and writes nothing.
+    let listing = tmp.path().join("all.json");
+    let out = web(&["web-find", "--json"], &orthanc, &data, pw);
+    std::fs::write(&listing, &out.stdout).unwrap();
+    let listing_arg = listing.to_str().unwrap();
+    let out = web(
+        &["web-retrieve", "--from-find", listing_arg, "--dry-run"],
+        &orthanc,
+        &data,
+        pw,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "would retrieve {} of {} studies, {} instances",
+            all.len(),
+            all.len(),
+            uploaded.len()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(!data.join("pacs-jobs").exists() && stored_objects(&data).is_empty());
+
+    // Every study into an empty catalog: each instance, Pixel Data byte for byte.
+    let job = tmp.path().join("job.json");
+    let job_arg = job.to_str().unwrap();
+    let out = web(
+        &["web-retrieve", "--from-find", listing_arg, "--job", job_arg],
+        &orthanc,
+        &data,
+        pw,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(PASSWORD));
+    let stored = stored_objects(&data);
+    assert_eq!(stored.len(), uploaded.len(), "{}", text(&out));
+    for u in &uploaded {
+        assert!(
+            stored[&u.sop] == u.pixels,
+            "pixel data of {} differs",
+            u.sop
+        );
+    }
+    let record = read_job(&job);
+    assert_eq!(record["operation"], "web-retrieve");
+    assert_eq!(record["dicomweb"]["auth"], "basic");
+    assert_eq!(record["dicomweb"]["user"], USER);
+    assert!(!record.to_string().contains(PASSWORD));
+    for study in &all {
+        let s = job_study(&record, study);
+        let n = uploaded.iter().filter(|u| &u.study == study).count();
+        assert_eq!(s["state"], "done", "{record}");
+        assert_eq!(s["attempts"], 1);
+        assert_eq!(s["expected"], n);
+        assert_eq!(s["arrived"], n);
+    }
+    no_staging_left(&data);
+    // Catalogued as coming from the server.
+    let out = common::radlab(&["ls"], &data);
+    assert!(
+        text(&out).contains("dicomweb://127.0.0.1:"),
+        "{}",
+        text(&out)
+    );
+
+    // Resuming a finished job fetches nothing.
+    let out = web(&["web-retrieve", "--resume", job_arg], &orthanc, &data, pw);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to retrieve"));
+
+    // De-identified on the way in: nothing identifying reaches the catalog or blob store.
+    let key = tmp.path().join("project.key");
+    std::fs::write(&key, b"0123456789abcdef0123456789abcdef").unwrap();
+    let deid_data = tmp.path().join("deid-data");
+    let out = web(
+        &[
+            "web-retrieve",
+            "--modality",
+            "CR",
+            "--deid",
+            "annex-e-basic",
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
+        &orthanc,
+        &deid_data,
+        pw,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stored = stored_objects(&deid_data);
+    assert_eq!(stored.len(), cr_instances, "{}", text(&out));
+    for u in uploaded.iter().filter(|u| u.modality == "CR") {
+        assert!(!stored.contains_key(&u.sop), "{} kept its UID", u.sop);
+        assert!(stored.values().any(|p| *p == u.pixels));
+    }
+    no_staging_left(&deid_data);
+}
+
+#[test]
+fn web_retrieve_records_failures_and_resume_fetches_only_what_is_missing() {
+    const TEST: &str = "web_retrieve_records_failures_and_resume_fetches_only_what_is_missing";
+    let Some(corpus) = radlab_testkit::corpus(TEST) else {
+        return;
+    };
+    let files = part10_files(&corpus);
+    let described: Vec<(PathBuf, Uploaded)> =
+        files.iter().map(|f| (f.clone(), describe(f))).collect();
+    let (first_file, first) = &described[0];
+    let (second_file, second) = described
+        .iter()
+        .find(|(_, u)| u.study != first.study)
+        .unwrap();
+    // Orthanc has the first study only.
+    let Some(orthanc) = dicomweb_orthanc(TEST, std::slice::from_ref(first_file)) else {
+        return;
+    };
+    let url = orthanc.dicomweb_url().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let job = tmp.path().join("job.json");
+    let job_arg = job.to_str().unwrap();
+    let pw = Some(PASSWORD);
+
+    let out = web(
+        &[
+            "web-retrieve",
+            "--study",
+            &first.study,
+            "--study",
+            &second.study,
+            "--job",
+            job_arg,
+            "--attempts",
+            "2",
+            "--retry-delay",
+            "0.1",
+        ],
+        &orthanc,
+        &data,
+        pw,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let record = read_job(&job);
+    let done = job_study(&record, &first.study);
+    assert_eq!(done["state"], "done", "{record}");
+    assert_eq!(done["arrived"], 1);
+    let failed = job_study(&record, &second.study);
+    assert_eq!(failed["state"], "failed", "{record}");
+    assert_eq!(failed["attempts"], 2);
+    assert!(
+        failed["failure"].as_str().unwrap().contains("404"),
+        "{record}"
+    );
+    assert_eq!(stored_objects(&data).len(), 1);
+
+    // The missing study appears on the server; a resume with a wrong password stops at
+    // once, naming the server, and records the attempt.
+    orthanc.upload(second_file);
+    let out = web(
+        &["web-retrieve", "--resume", job_arg],
+        &orthanc,
+        &data,
+        Some(WRONG),
+    );
+    assert!(!out.status.success());
+    let said = text(&out);
+    assert!(
+        said.contains("refused the credentials") && said.contains(&url),
+        "{said}"
+    );
+    assert!(!said.contains(WRONG) && !said.contains(PASSWORD), "{said}");
+    let record = read_job(&job);
+    assert_eq!(job_study(&record, &second.study)["attempts"], 3, "{record}");
+    assert_eq!(job_study(&record, &second.study)["state"], "failed");
+
+    // The dry run of the resume counts only the missing study.
+    let out = web(
+        &["web-retrieve", "--resume", job_arg, "--dry-run"],
+        &orthanc,
+        &data,
+        pw,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("would retrieve 1 of 2 studies, 1 instances"),
+        "{}",
+        text(&out)
+    );
+
+    // Resumed with the right password (URL and user from the job): only that study.
+    let mut c = common::command();
+    let out = c
+        .env_remove("RADLAB_DICOMWEB_TOKEN")
+        .env("RADLAB_DICOMWEB_PASSWORD", PASSWORD)
+        .args(["pacs", "web-retrieve", "--resume", job_arg, "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("retrieved 1 of 1 studies this run (1 instances); 2 done, 0 failed"),
+        "{}",
+        text(&out)
+    );
+    let record = read_job(&job);
+    assert_eq!(job_study(&record, &first.study)["attempts"], 1, "{record}");
+    let s = job_study(&record, &second.study);
+    assert_eq!(s["state"], "done");
+    assert_eq!(s["attempts"], 4);
+    assert!(s["failure"].is_null());
+    let stored = stored_objects(&data);
+    assert_eq!(stored.len(), 2);
+    assert!(stored[&second.sop] == second.pixels);
+    no_staging_left(&data);
+}

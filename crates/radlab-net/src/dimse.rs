@@ -13,6 +13,8 @@ pub mod command {
     pub const C_FIND_RSP: u16 = 0x8020;
     pub const C_MOVE_RQ: u16 = 0x0021;
     pub const C_MOVE_RSP: u16 = 0x8021;
+    /// C-CANCEL-RQ: has no response.
+    pub const C_CANCEL_RQ: u16 = 0x0FFF;
 }
 
 /// Status values (PS3.7 annex C, PS3.4 B.2.3).
@@ -34,6 +36,14 @@ pub mod status {
     pub const PENDING_WARNING: u16 = 0xFF01;
     /// Warning: sub-operations complete, one or more failures (C-MOVE, C-GET).
     pub const SUB_OPERATIONS_WITH_FAILURES: u16 = 0xB000;
+    /// Refused: Move Destination unknown (C-MOVE).
+    pub const MOVE_DESTINATION_UNKNOWN: u16 = 0xA801;
+    /// Refused: out of resources, unable to perform sub-operations (C-MOVE).
+    pub const UNABLE_TO_PERFORM_SUB_OPERATIONS: u16 = 0xA702;
+    /// Error: identifier does not match SOP class (C-FIND, C-MOVE).
+    pub const IDENTIFIER_MISMATCH: u16 = 0xA900;
+    /// Failed: unable to process (C-FIND, C-MOVE).
+    pub const UNABLE_TO_PROCESS: u16 = 0xC000;
 
     /// Whether `status` is one of the pending statuses.
     pub fn is_pending(status: u16) -> bool {
@@ -52,6 +62,8 @@ pub struct Command {
     pub affected_sop_class_uid: String,
     pub affected_sop_instance_uid: String,
     pub data_set_type: u16,
+    /// Move Destination (0000,0600), in C-MOVE requests.
+    pub move_destination: String,
     /// Message ID Being Responded To (0000,0120), in responses.
     pub message_id_responded: u16,
     /// Status (0000,0900), in responses.
@@ -109,6 +121,7 @@ pub fn parse_command(bytes: &[u8]) -> Result<Command, MalformedCommand> {
             }
             0x0110 => cmd.message_id = us()?,
             0x0120 => cmd.message_id_responded = us()?,
+            0x0600 => cmd.move_destination = uid_text(value),
             0x0800 => cmd.data_set_type = us()?,
             0x0900 => cmd.status = us()?,
             0x0902 => cmd.error_comment = uid_text(value),
@@ -134,8 +147,8 @@ fn uid_text(value: &[u8]) -> String {
         .to_string()
 }
 
-/// A response command set: C-ECHO-RSP or C-STORE-RSP.
-#[derive(Debug, Clone)]
+/// A response command set: C-ECHO-RSP, C-STORE-RSP, C-FIND-RSP, C-MOVE-RSP.
+#[derive(Debug, Clone, Default)]
 pub struct Response<'a> {
     pub command_field: u16,
     pub message_id_responded: u16,
@@ -145,6 +158,10 @@ pub struct Response<'a> {
     pub status: u16,
     /// Error Comment (0000,0902), at most 64 characters, for failure statuses.
     pub error_comment: Option<&'a str>,
+    /// Number of Remaining, Completed, Failed and Warning Sub-operations (C-MOVE-RSP).
+    pub sub_operations: Option<[u16; 4]>,
+    /// Whether a data set (an identifier) follows.
+    pub has_data_set: bool,
 }
 
 /// Encode a response command set, Command Group Length first.
@@ -157,7 +174,8 @@ pub fn encode_response(r: &Response<'_>) -> Vec<u8> {
     );
     put(&mut body, 0x0100, &r.command_field.to_le_bytes());
     put(&mut body, 0x0120, &r.message_id_responded.to_le_bytes());
-    put(&mut body, 0x0800, &NO_DATA_SET.to_le_bytes());
+    let data_set_type = if r.has_data_set { 0x0000 } else { NO_DATA_SET };
+    put(&mut body, 0x0800, &data_set_type.to_le_bytes());
     put(&mut body, 0x0900, &r.status.to_le_bytes());
     if let Some(comment) = r.error_comment {
         let text: String = comment
@@ -170,14 +188,22 @@ pub fn encode_response(r: &Response<'_>) -> Vec<u8> {
     if let Some(uid) = r.affected_sop_instance_uid {
         put(&mut body, 0x1000, &padded(uid.as_bytes(), 0));
     }
+    if let Some(counts) = r.sub_operations {
+        // Number of Remaining Sub-operations only in pending responses.
+        for (element, n) in (0x1020u16..).zip(counts) {
+            if element != 0x1020 || status::is_pending(r.status) {
+                put(&mut body, element, &n.to_le_bytes());
+            }
+        }
+    }
     let mut out = Vec::with_capacity(body.len() + 12);
     put(&mut out, 0x0000, &(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&body);
     out
 }
 
-/// A request command set: C-ECHO-RQ, C-FIND-RQ or C-MOVE-RQ.
-#[derive(Debug, Clone)]
+/// A request command set: C-ECHO-RQ, C-FIND-RQ, C-MOVE-RQ or C-STORE-RQ.
+#[derive(Debug, Clone, Default)]
 pub struct Request<'a> {
     pub command_field: u16,
     pub message_id: u16,
@@ -186,6 +212,11 @@ pub struct Request<'a> {
     pub move_destination: Option<&'a str>,
     /// Whether an identifier (data set) follows.
     pub has_data_set: bool,
+    /// Affected SOP Instance UID (0000,1000), for C-STORE-RQ.
+    pub affected_sop_instance_uid: Option<&'a str>,
+    /// Move Originator AE Title and Message ID (0000,1030-1031), for the C-STORE-RQ of a
+    /// C-MOVE sub-operation.
+    pub move_originator: Option<(&'a str, u16)>,
 }
 
 /// Encode a request command set, Command Group Length first (priority medium, where the
@@ -207,6 +238,13 @@ pub fn encode_request(r: &Request<'_>) -> Vec<u8> {
     }
     let data_set_type = if r.has_data_set { 0x0000 } else { NO_DATA_SET };
     put(&mut body, 0x0800, &data_set_type.to_le_bytes());
+    if let Some(uid) = r.affected_sop_instance_uid {
+        put(&mut body, 0x1000, &padded(uid.as_bytes(), 0));
+    }
+    if let Some((aet, id)) = r.move_originator {
+        put(&mut body, 0x1030, &padded(aet.trim().as_bytes(), b' '));
+        put(&mut body, 0x1031, &id.to_le_bytes());
+    }
     let mut out = Vec::with_capacity(body.len() + 12);
     put(&mut out, 0x0000, &(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&body);
@@ -321,6 +359,7 @@ mod tests {
             affected_sop_instance_uid: Some("1.2.3"),
             status: status::CANNOT_UNDERSTAND,
             error_comment: Some("undecodable"),
+            ..Default::default()
         });
         // Group length covers everything after its own element.
         let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
@@ -340,6 +379,7 @@ mod tests {
             affected_sop_class_uid: "1.2.840.10008.5.1.4.1.2.2.2",
             move_destination: Some("RADLAB"),
             has_data_set: true,
+            ..Default::default()
         });
         let len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
         assert_eq!(len, bytes.len() - 12);
@@ -384,6 +424,7 @@ mod tests {
             affected_sop_instance_uid: None,
             status: status::SUCCESS,
             error_comment: None,
+            ..Default::default()
         });
         assert!(parse_command(&bytes).is_ok());
         // Never a panic, whatever the cut; a cut inside an element is an error.

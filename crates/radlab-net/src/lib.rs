@@ -8,6 +8,11 @@
 //! status. The upper layer (PDUs, association negotiation) is dicom-rs's `dicom-ul`; the
 //! DIMSE command sets are encoded and parsed here ([`dimse`]).
 //!
+//! With a [`qr::QueryRetrieve`] provider ([`serve_with`]), the SCP also answers C-FIND and
+//! C-MOVE in the Study Root Query/Retrieve Information Model ([`qr`]): matches from the
+//! provider (one project of the catalog), and C-MOVE sub-operations sent to known peers by
+//! the C-STORE SCU of [`scu::StoreScu`].
+//!
 //! The SCU side ([`scu`]): C-ECHO, C-FIND (Study Root, study and series level) and C-MOVE of
 //! a study to an AE title (our own SCP, for `radlab pacs move`).
 //!
@@ -17,11 +22,13 @@
 
 pub mod dicomweb_client;
 pub mod dimse;
+pub mod qr;
 pub mod scp;
 pub mod scu;
 mod storage_classes;
 
-pub use scp::{ReceivedObject, ScpConfig, StoreHandler, StoreOutcome, serve};
+pub use qr::{MovePeer, QueryRetrieve, QueryRetrieveConfig};
+pub use scp::{ReceivedObject, ScpConfig, StoreHandler, StoreOutcome, serve, serve_with};
 pub use storage_classes::STORAGE_SOP_CLASSES;
 
 /// The Verification SOP Class (C-ECHO).

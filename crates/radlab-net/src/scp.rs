@@ -28,6 +28,7 @@ use dicom_ul::pdu::{
 use dicom_ul::{Pdu, ServerAssociation, ServerAssociationOptions};
 
 use crate::dimse::{self, Command, Response, command, status};
+use crate::qr::{self, QueryRetrieveConfig, STUDY_ROOT_FIND, STUDY_ROOT_MOVE};
 use crate::{ACCEPTED_TRANSFER_SYNTAXES, STORAGE_SOP_CLASSES, VERIFICATION};
 
 /// Implementation Class UID written into the file meta of received objects
@@ -155,7 +156,7 @@ impl AccessControl for AeControl {
 type Options =
     ServerAssociationOptions<'static, AeControl, dicom_ul::association::server::DefaultNegotiation>;
 
-fn association_options(config: &ScpConfig) -> Options {
+fn association_options(config: &ScpConfig, query_retrieve: bool) -> Options {
     let mut options = ServerAssociationOptions::new()
         .ae_access_control(AeControl {
             allow_calling: config
@@ -171,6 +172,11 @@ fn association_options(config: &ScpConfig) -> Options {
     for (uid, _, _) in STORAGE_SOP_CLASSES {
         options = options.with_abstract_syntax(*uid);
     }
+    if query_retrieve {
+        options = options
+            .with_abstract_syntax(STUDY_ROOT_FIND)
+            .with_abstract_syntax(STUDY_ROOT_MOVE);
+    }
     // dicom-ul picks, per presentation context, the first transfer syntax the requestor
     // proposed that is in this list (and that dicom-rs can read): the sender's order wins.
     for (uid, _) in ACCEPTED_TRANSFER_SYNTAXES {
@@ -185,12 +191,23 @@ pub fn serve(
     config: ScpConfig,
     handler: Arc<dyn StoreHandler>,
 ) -> Result<(), ScpError> {
+    serve_with(listener, config, handler, None)
+}
+
+/// [`serve`], answering C-FIND and C-MOVE (Study Root) too when `query_retrieve` is given.
+pub fn serve_with(
+    listener: TcpListener,
+    config: ScpConfig,
+    handler: Arc<dyn StoreHandler>,
+    query_retrieve: Option<QueryRetrieveConfig>,
+) -> Result<(), ScpError> {
     check_ae_title(&config.ae_title)?;
     std::fs::create_dir_all(&config.staging_dir).map_err(|source| ScpError::Staging {
         path: config.staging_dir.clone(),
         source,
     })?;
-    let options = Arc::new(association_options(&config));
+    let options = Arc::new(association_options(&config, query_retrieve.is_some()));
+    let query_retrieve = query_retrieve.map(Arc::new);
     let config = Arc::new(config);
     let active = Arc::new(AtomicUsize::new(0));
     let counter = AtomicU64::new(0);
@@ -220,11 +237,20 @@ pub fn serve(
         let options = options.clone();
         let config = config.clone();
         let handler = handler.clone();
+        let qr = query_retrieve.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("pacs-assoc-{id}"))
             .spawn(move || {
                 let _guard = guard;
-                run_association(stream, id, &peer, &options, &config, handler.as_ref());
+                run_association(
+                    stream,
+                    id,
+                    &peer,
+                    &options,
+                    &config,
+                    handler.as_ref(),
+                    qr.as_deref(),
+                );
             });
         if let Err(e) = spawned {
             tracing::error!("pacs: cannot start a thread for association {id}: {e}");
@@ -291,6 +317,7 @@ fn run_association(
     options: &Options,
     config: &ScpConfig,
     handler: &dyn StoreHandler,
+    qr: Option<&QueryRetrieveConfig>,
 ) {
     let mut assoc = match options.establish(stream) {
         Ok(a) => a,
@@ -330,8 +357,10 @@ fn run_association(
         contexts: &contexts,
         config,
         handler,
+        qr,
         command_bytes: Vec::new(),
         pending: None,
+        query: None,
         objects: 0,
         stored: 0,
         failed: 0,
@@ -368,7 +397,7 @@ fn run_association(
             }
         }
     };
-    let cut_short = session.pending.take().is_some();
+    let cut_short = session.pending.take().is_some() || session.query.take().is_some();
     tracing::info!(
         "pacs: association {id} {end}: {} object(s), {} stored, {} failed{}",
         session.objects,
@@ -441,8 +470,11 @@ struct Session<'a> {
     contexts: &'a HashMap<u8, (String, String)>,
     config: &'a ScpConfig,
     handler: &'a dyn StoreHandler,
+    qr: Option<&'a QueryRetrieveConfig>,
     command_bytes: Vec<u8>,
     pending: Option<Pending>,
+    /// A C-FIND or C-MOVE whose identifier is arriving.
+    query: Option<PendingQuery>,
     objects: u64,
     stored: u64,
     failed: u64,
@@ -463,7 +495,7 @@ impl Session<'_> {
             }
             match value.value_type {
                 PDataValueType::Command => {
-                    if self.pending.is_some() {
+                    if self.pending.is_some() || self.query.is_some() {
                         return Err("a command arrived inside a data set".into());
                     }
                     self.command_bytes.extend_from_slice(&value.data);
@@ -477,6 +509,20 @@ impl Session<'_> {
                     }
                 }
                 PDataValueType::Data => {
+                    if let Some(query) = self.query.as_mut() {
+                        if query.pc_id != value.presentation_context_id {
+                            return Err("an identifier changed presentation context".into());
+                        }
+                        query.bytes.extend_from_slice(&value.data);
+                        if query.bytes.len() > 1 << 20 {
+                            return Err("identifier over 1 MiB".into());
+                        }
+                        if value.is_last {
+                            let query = self.query.take().expect("checked above");
+                            self.finish_query(assoc, query)?;
+                        }
+                        continue;
+                    }
                     let Some(pending) = self.pending.as_mut() else {
                         return Err("a data set arrived without a command".into());
                     };
@@ -523,6 +569,7 @@ impl Session<'_> {
                         affected_sop_instance_uid: None,
                         status: status::SUCCESS,
                         error_comment: None,
+                        ..Default::default()
                     },
                 )
             }
@@ -564,6 +611,27 @@ impl Session<'_> {
                 self.pending = Some(pending);
                 Ok(())
             }
+            command::C_FIND_RQ | command::C_MOVE_RQ
+                if self.qr.is_some()
+                    && (abstract_syntax == STUDY_ROOT_FIND
+                        || abstract_syntax == STUDY_ROOT_MOVE) =>
+            {
+                if !cmd.has_data_set() {
+                    return Err("C-FIND-RQ or C-MOVE-RQ without an identifier".into());
+                }
+                self.query = Some(PendingQuery {
+                    pc_id,
+                    command: cmd,
+                    bytes: Vec::new(),
+                });
+                Ok(())
+            }
+            command::C_CANCEL_RQ => {
+                // Answers are sent as they are found; a cancel arriving after the last one
+                // has nothing left to stop, and it has no response.
+                tracing::debug!("pacs: association {}: C-CANCEL ignored", self.id);
+                Ok(())
+            }
             other => {
                 tracing::warn!(
                     "pacs: association {}: unsupported command 0x{other:04X}",
@@ -579,6 +647,7 @@ impl Session<'_> {
                         affected_sop_instance_uid: None,
                         status: status::UNRECOGNIZED_OPERATION,
                         error_comment: None,
+                        ..Default::default()
                     },
                 )
             }
@@ -650,6 +719,7 @@ impl Session<'_> {
                 affected_sop_instance_uid: Some(&pending.command.affected_sop_instance_uid),
                 status: code,
                 error_comment: comment,
+                ..Default::default()
             },
         )
     }
@@ -668,6 +738,320 @@ impl Session<'_> {
             .join(format!("{}-{}.dcm", self.id, self.objects));
         std::fs::rename(&pending.partial, &done)?;
         Ok(done)
+    }
+}
+
+/// A C-FIND or C-MOVE request whose identifier is arriving.
+struct PendingQuery {
+    pc_id: u8,
+    command: Command,
+    bytes: Vec<u8>,
+}
+
+/// Run a provider call, a panic becoming an error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err("internal error in the catalog provider".into()))
+}
+
+impl Session<'_> {
+    fn finish_query(
+        &mut self,
+        assoc: &mut ServerAssociation<TcpStream>,
+        q: PendingQuery,
+    ) -> Result<(), String> {
+        let transfer_syntax = self.contexts[&q.pc_id].1.clone();
+        let query = qr::read_identifier(&q.bytes, &transfer_syntax)
+            .map_err(|e| (status::IDENTIFIER_MISMATCH, e))
+            .and_then(|elements| qr::parse_query(&elements));
+        if q.command.command_field == command::C_FIND_RQ {
+            self.find(assoc, &q, &transfer_syntax, query)
+        } else {
+            self.move_instances(assoc, &q, &transfer_syntax, query)
+        }
+    }
+
+    fn find(
+        &mut self,
+        assoc: &mut ServerAssociation<TcpStream>,
+        q: &PendingQuery,
+        transfer_syntax: &str,
+        query: Result<qr::Query, (u16, String)>,
+    ) -> Result<(), String> {
+        let id = self.id;
+        let answer = |assoc: &mut ServerAssociation<TcpStream>,
+                      status: u16,
+                      comment: Option<&str>,
+                      data: Option<&[u8]>| {
+            send_message(
+                assoc,
+                q.pc_id,
+                &Response {
+                    command_field: command::C_FIND_RSP,
+                    message_id_responded: q.command.message_id,
+                    affected_sop_class_uid: STUDY_ROOT_FIND,
+                    status,
+                    error_comment: comment,
+                    has_data_set: data.is_some(),
+                    ..Default::default()
+                },
+                data,
+            )
+        };
+        let fail = |assoc: &mut ServerAssociation<TcpStream>, status: u16, comment: &str| {
+            tracing::warn!(
+                "pacs: association {id}: C-FIND failed with status 0x{status:04X}: {comment}"
+            );
+            answer(assoc, status, Some(comment), None)
+        };
+        let query = match query {
+            Ok(query) => query,
+            Err((status, comment)) => return fail(assoc, status, &comment),
+        };
+        let provider = &self.qr.expect("checked on the command").provider;
+        let matches = match guarded(|| provider.find(&query.keys)) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("pacs: association {id}: C-FIND: {e}");
+                return answer(
+                    assoc,
+                    status::UNABLE_TO_PROCESS,
+                    Some("unable to process: the catalog failed"),
+                    None,
+                );
+            }
+        };
+        let mut answered = 0u64;
+        for m in &matches {
+            let (passes, all_matched) = qr::matches_extra(&query, m);
+            if !passes {
+                continue;
+            }
+            let data = match qr::encode_match(&query, m, &self.config.ae_title, transfer_syntax) {
+                Ok(data) => data,
+                Err(e) => return fail(assoc, status::UNABLE_TO_PROCESS, &e),
+            };
+            let pending = if all_matched {
+                status::PENDING
+            } else {
+                status::PENDING_WARNING
+            };
+            answer(assoc, pending, None, Some(&data))?;
+            answered += 1;
+        }
+        tracing::info!(
+            "pacs: association {id}: C-FIND at {} level: {answered} match(es)",
+            query.keys.level.name()
+        );
+        answer(assoc, status::SUCCESS, None, None)
+    }
+
+    fn move_instances(
+        &mut self,
+        assoc: &mut ServerAssociation<TcpStream>,
+        q: &PendingQuery,
+        transfer_syntax: &str,
+        query: Result<qr::Query, (u16, String)>,
+    ) -> Result<(), String> {
+        let id = self.id;
+        let destination = q.command.move_destination.trim().to_string();
+        let answer = |assoc: &mut ServerAssociation<TcpStream>,
+                      status: u16,
+                      comment: Option<&str>,
+                      counts: Option<[u16; 4]>,
+                      data: Option<&[u8]>| {
+            send_message(
+                assoc,
+                q.pc_id,
+                &Response {
+                    command_field: command::C_MOVE_RSP,
+                    message_id_responded: q.command.message_id,
+                    affected_sop_class_uid: STUDY_ROOT_MOVE,
+                    status,
+                    error_comment: comment,
+                    sub_operations: counts,
+                    has_data_set: data.is_some(),
+                    ..Default::default()
+                },
+                data,
+            )
+        };
+        let fail = |assoc: &mut ServerAssociation<TcpStream>, status: u16, comment: &str| {
+            tracing::warn!(
+                "pacs: association {id}: C-MOVE to {destination} failed with status 0x{status:04X}: {comment}"
+            );
+            answer(assoc, status, Some(comment), None, None)
+        };
+        let qr = self.qr.expect("checked on the command");
+        let query = match query {
+            Ok(query) => query,
+            Err((status, comment)) => return fail(assoc, status, &comment),
+        };
+        let Some(peer) = qr.peers.iter().find(|p| p.ae_title == destination) else {
+            return fail(
+                assoc,
+                status::MOVE_DESTINATION_UNKNOWN,
+                "move destination unknown",
+            );
+        };
+        let keys = &query.keys;
+        let unique = match keys.level {
+            qr::Level::Study => &keys.study_instance_uids,
+            qr::Level::Series => &keys.series_instance_uids,
+            qr::Level::Image => &keys.sop_instance_uids,
+        };
+        if unique.is_empty() {
+            return fail(
+                assoc,
+                status::IDENTIFIER_MISMATCH,
+                "no unique key at the Query/Retrieve Level",
+            );
+        }
+        let instances = match guarded(|| qr.provider.instances(keys)) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!("pacs: association {id}: C-MOVE: {e}");
+                return answer(
+                    assoc,
+                    status::UNABLE_TO_PROCESS,
+                    Some("unable to process: the catalog failed"),
+                    None,
+                    None,
+                );
+            }
+        };
+        let total = instances.len();
+        let clamp = |n: usize| n.min(usize::from(u16::MAX)) as u16;
+        if total == 0 {
+            tracing::info!("pacs: association {id}: C-MOVE to {destination}: nothing matched");
+            return answer(assoc, status::SUCCESS, None, Some([0, 0, 0, 0]), None);
+        }
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for i in &instances {
+            let pair = (i.sop_class_uid.clone(), i.transfer_syntax_uid.clone());
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
+            }
+        }
+        let scu_peer = crate::scu::Peer {
+            host: peer.host.clone(),
+            port: peer.port,
+            called_ae_title: peer.ae_title.clone(),
+            calling_ae_title: self.config.ae_title.clone(),
+            timeout: self.config.idle_timeout,
+            max_pdu: self.config.max_pdu,
+        };
+        let mut store = match crate::scu::StoreScu::open(&scu_peer, &pairs) {
+            Ok(store) => store,
+            Err(e) => {
+                tracing::warn!("pacs: association {id}: C-MOVE to {destination}: {e}");
+                let uids: Vec<String> = instances
+                    .iter()
+                    .map(|i| i.sop_instance_uid.clone())
+                    .collect();
+                let list = qr::encode_failed_list(&uids, transfer_syntax).ok();
+                return answer(
+                    assoc,
+                    status::UNABLE_TO_PERFORM_SUB_OPERATIONS,
+                    Some("cannot associate with the move destination"),
+                    Some([0, 0, clamp(total), 0]),
+                    list.as_deref(),
+                );
+            }
+        };
+        answer(
+            assoc,
+            status::PENDING,
+            None,
+            Some([clamp(total), 0, 0, 0]),
+            None,
+        )?;
+        let (mut completed, mut failed, mut warning) = (0usize, 0usize, 0usize);
+        let mut failed_uids = Vec::new();
+        for (n, instance) in instances.iter().enumerate() {
+            let outcome = guarded(|| {
+                let (pc_id, accepted) = store
+                    .context_for(&instance.sop_class_uid, &instance.transfer_syntax_uid)
+                    .ok_or("the destination did not accept its SOP class and transfer syntax")?;
+                let accepted = accepted.to_string();
+                let bytes = qr.provider.load(instance)?;
+                let data = qr::data_set_of(&bytes)?;
+                let data = if accepted == instance.transfer_syntax_uid {
+                    Cow::Borrowed(data)
+                } else {
+                    Cow::Owned(qr::transcode(
+                        data,
+                        &instance.transfer_syntax_uid,
+                        &accepted,
+                    )?)
+                };
+                store
+                    .store(
+                        pc_id,
+                        &instance.sop_class_uid,
+                        &instance.sop_instance_uid,
+                        &data,
+                        Some((self.calling, q.command.message_id)),
+                    )
+                    .map(|(status, _)| status)
+                    .map_err(|e| e.to_string())
+            });
+            match outcome {
+                Ok(status::SUCCESS) => completed += 1,
+                Ok(s) if s & 0xF000 == 0xB000 => warning += 1,
+                Ok(s) => {
+                    tracing::warn!(
+                        "pacs: association {id}: C-MOVE to {destination}: object {} refused with status 0x{s:04X}",
+                        n + 1
+                    );
+                    failed += 1;
+                    failed_uids.push(instance.sop_instance_uid.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "pacs: association {id}: C-MOVE to {destination}: object {} not sent: {e}",
+                        n + 1
+                    );
+                    failed += 1;
+                    failed_uids.push(instance.sop_instance_uid.clone());
+                }
+            }
+            if n + 1 < total {
+                answer(
+                    assoc,
+                    status::PENDING,
+                    None,
+                    Some([
+                        clamp(total - n - 1),
+                        clamp(completed),
+                        clamp(failed),
+                        clamp(warning),
+                    ]),
+                    None,
+                )?;
+            }
+        }
+        store.release();
+        tracing::info!(
+            "pacs: association {id}: C-MOVE at {} level to {destination}: {completed} completed, {failed} failed, {warning} warning",
+            keys.level.name()
+        );
+        let counts = Some([0, clamp(completed), clamp(failed), clamp(warning)]);
+        if failed == 0 && warning == 0 {
+            return answer(assoc, status::SUCCESS, None, counts, None);
+        }
+        let list = if failed_uids.is_empty() {
+            None
+        } else {
+            qr::encode_failed_list(&failed_uids, transfer_syntax).ok()
+        };
+        answer(
+            assoc,
+            status::SUB_OPERATIONS_WITH_FAILURES,
+            Some("some sub-operations failed"),
+            counts,
+            list.as_deref(),
+        )
     }
 }
 
@@ -701,14 +1085,46 @@ fn respond(
     pc_id: u8,
     response: &Response<'_>,
 ) -> Result<(), String> {
-    assoc
-        .send(&Pdu::PData {
-            data: vec![PDataValue {
-                presentation_context_id: pc_id,
-                value_type: PDataValueType::Command,
-                is_last: true,
-                data: dimse::encode_response(response),
-            }],
-        })
-        .map_err(|e| format!("cannot send the response: {e}"))
+    send_message(assoc, pc_id, response, None)
+}
+
+/// Send a response command set and, when given, its data set, in P-DATA-TF PDUs no longer
+/// than the requestor receives.
+fn send_message(
+    assoc: &mut ServerAssociation<TcpStream>,
+    pc_id: u8,
+    response: &Response<'_>,
+    data: Option<&[u8]>,
+) -> Result<(), String> {
+    let max = match assoc.requestor_max_pdu_length() {
+        0 => 1 << 20,
+        n => (n as usize).saturating_sub(12).max(64),
+    };
+    let command = dimse::encode_response(response);
+    let parts = [
+        (PDataValueType::Command, Some(command.as_slice())),
+        (PDataValueType::Data, data),
+    ];
+    for (kind, bytes) in parts {
+        let Some(bytes) = bytes else { continue };
+        let chunks: Vec<&[u8]> = if bytes.is_empty() {
+            vec![bytes]
+        } else {
+            bytes.chunks(max).collect()
+        };
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            assoc
+                .send(&Pdu::PData {
+                    data: vec![PDataValue {
+                        presentation_context_id: pc_id,
+                        value_type: kind.clone(),
+                        is_last: i == last,
+                        data: chunk.to_vec(),
+                    }],
+                })
+                .map_err(|e| format!("cannot send the response: {e}"))?;
+        }
+    }
+    Ok(())
 }

@@ -145,16 +145,22 @@ impl Assoc {
             affected_sop_class_uid: sop_class,
             move_destination,
             has_data_set: identifier.is_some(),
+            ..Default::default()
         });
-        self.send_fragments(PDataValueType::Command, &cmd)?;
+        let pc_id = self.pc_id;
+        self.send_fragments(pc_id, PDataValueType::Command, &cmd)?;
         if let Some(id) = identifier {
-            self.send_fragments(PDataValueType::Data, id)?;
+            self.send_fragments(pc_id, PDataValueType::Data, id)?;
         }
         Ok(message_id)
     }
 
-    fn send_fragments(&mut self, kind: PDataValueType, bytes: &[u8]) -> Result<(), ScuError> {
-        let pc_id = self.pc_id;
+    fn send_fragments(
+        &mut self,
+        pc_id: u8,
+        kind: PDataValueType,
+        bytes: &[u8],
+    ) -> Result<(), ScuError> {
         let max = match self.assoc().acceptor_max_pdu_length() {
             0 => 16_384,
             n => (n as usize).saturating_sub(12).max(64),
@@ -347,6 +353,130 @@ pub fn move_study(
             warning: rsp.warning.unwrap_or(0),
             error_comment: rsp.error_comment,
         });
+    }
+}
+
+/// An association for C-STORE requests (the sub-operations of a C-MOVE our SCP answers).
+pub struct StoreScu {
+    assoc: Assoc,
+    /// Accepted contexts: (id, SOP class, the objects' own transfer syntax, the one
+    /// accepted).
+    contexts: Vec<(u8, String, String, String)>,
+}
+
+/// Explicit VR Little Endian.
+const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+
+impl StoreScu {
+    /// Request an association proposing, for each (SOP class, transfer syntax) pair, a
+    /// presentation context with that transfer syntax alone (so the object is sent as it is
+    /// stored), and for the uncompressed little endian ones a second context with the other
+    /// one (the object re-encoded if only that is accepted). At most 128 contexts.
+    pub fn open(peer: &Peer, pairs: &[(String, String)]) -> Result<StoreScu, ScuError> {
+        let address = format!("{}:{}", peer.host, peer.port);
+        let mut options = ClientAssociationOptions::new()
+            .calling_ae_title(peer.calling_ae_title.trim().to_string())
+            .called_ae_title(peer.called_ae_title.trim().to_string())
+            .max_pdu_length(peer.max_pdu)
+            .connection_timeout(peer.timeout)
+            .read_timeout(peer.timeout)
+            .write_timeout(peer.timeout);
+        // (SOP class, own transfer syntax, proposed transfer syntax), in context id order.
+        let mut proposed: Vec<(&str, &str, &str)> = Vec::new();
+        for (class, ts) in pairs {
+            proposed.push((class, ts, ts));
+            match ts.as_str() {
+                IMPLICIT_VR_LE => proposed.push((class, ts, EXPLICIT_VR_LE)),
+                EXPLICIT_VR_LE => proposed.push((class, ts, IMPLICIT_VR_LE)),
+                _ => {}
+            }
+        }
+        proposed.truncate(128);
+        for (class, _, ts) in &proposed {
+            options = options.with_presentation_context(class.to_string(), vec![ts.to_string()]);
+        }
+        let assoc = options
+            .establish_with(&address)
+            .map_err(|e| ScuError::Association {
+                peer: format!("{} at {address}", peer.called_ae_title.trim()),
+                why: crate::scp::error_chain(&e),
+            })?;
+        let contexts = assoc
+            .presentation_contexts()
+            .iter()
+            .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
+            .filter_map(|pc| {
+                let (class, own, _) = proposed.get(usize::from(pc.id / 2))?;
+                Some((
+                    pc.id,
+                    class.to_string(),
+                    own.to_string(),
+                    pc.transfer_syntax.trim_end_matches(['\0', ' ']).to_string(),
+                ))
+            })
+            .collect();
+        Ok(StoreScu {
+            assoc: Assoc {
+                inner: Some(assoc),
+                pc_id: 0,
+                next_message_id: 1,
+            },
+            contexts,
+        })
+    }
+
+    /// The accepted context for an object of this SOP class and transfer syntax, its own
+    /// encoding first: its id and the transfer syntax the data set must be sent in.
+    pub fn context_for(&self, sop_class: &str, transfer_syntax: &str) -> Option<(u8, &str)> {
+        let of_object = || {
+            self.contexts
+                .iter()
+                .filter(|(_, c, own, _)| c == sop_class && own == transfer_syntax)
+        };
+        of_object()
+            .find(|(_, _, own, accepted)| own == accepted)
+            .or_else(|| of_object().next())
+            .map(|(id, _, _, accepted)| (*id, accepted.as_str()))
+    }
+
+    /// Send one C-STORE-RQ with its data set on context `pc_id`; the response's status and
+    /// Error Comment.
+    pub fn store(
+        &mut self,
+        pc_id: u8,
+        sop_class: &str,
+        sop_instance: &str,
+        data_set: &[u8],
+        move_originator: Option<(&str, u16)>,
+    ) -> Result<(u16, String), ScuError> {
+        let message_id = self.assoc.next_message_id;
+        self.assoc.next_message_id = message_id.wrapping_add(1).max(1);
+        let cmd = dimse::encode_request(&Request {
+            command_field: command::C_STORE_RQ,
+            message_id,
+            affected_sop_class_uid: sop_class,
+            move_destination: None,
+            has_data_set: true,
+            affected_sop_instance_uid: Some(sop_instance),
+            move_originator,
+        });
+        self.assoc
+            .send_fragments(pc_id, PDataValueType::Command, &cmd)?;
+        self.assoc
+            .send_fragments(pc_id, PDataValueType::Data, data_set)?;
+        let (rsp, _) = self.assoc.receive()?;
+        if rsp.command_field != command::C_STORE_RSP {
+            return Err(ScuError::Protocol(format!(
+                "expected C-STORE-RSP, got command 0x{:04X}",
+                rsp.command_field
+            )));
+        }
+        Ok((rsp.status, rsp.error_comment))
+    }
+
+    /// Release the association.
+    pub fn release(self) {
+        self.assoc.release();
     }
 }
 

@@ -21,7 +21,7 @@ use radlab_deid::{DeidOption, Profile};
 use radlab_net::dimse::status;
 use radlab_net::{ReceivedObject, ScpConfig, StoreHandler, StoreOutcome};
 use radlab_store::import::{Source, SourceLocation, import_sources};
-use radlab_store::{BlobStore, Catalog, ImportOptions, NoProgress};
+use radlab_store::{BlobStore, Catalog, ImportOptions, NoProgress, QidoQuery, Visibility};
 
 use radlab_net::scu::{self, Identifier, Peer};
 use serde::{Deserialize, Serialize};
@@ -94,6 +94,14 @@ pub struct ListenArgs {
     /// it outside the data folder).
     #[arg(long, requires = "deid")]
     mapping: Option<PathBuf>,
+    /// Also answer C-FIND and C-MOVE (Study Root Query/Retrieve) over the images of this
+    /// project; without it only C-ECHO and C-STORE are offered.
+    #[arg(long, value_name = "PROJECT")]
+    qr_project: Option<String>,
+    /// A C-MOVE destination, AET=HOST:PORT (repeatable); a move to any other AE title is
+    /// refused (A801).
+    #[arg(long = "peer", value_name = "AET=HOST:PORT", requires = "qr_project")]
+    peers: Vec<radlab_net::MovePeer>,
 }
 
 pub fn pacs(cli: &Cli, args: &PacsArgs) -> Result<ExitCode> {
@@ -325,6 +333,251 @@ impl StoreHandler for Importer {
     }
 }
 
+/// Query/retrieve over one project of the catalog: C-FIND keys become a QIDO-RS query of
+/// the store (`QidoQuery`, project visibility), C-MOVE reads each instance's object from the
+/// blob store by its hash.
+pub(crate) struct ProjectQr {
+    rt: tokio::runtime::Handle,
+    catalog: Catalog,
+    blobs: BlobStore,
+    project: String,
+}
+
+/// At most this many QIDO-RS queries for one identifier (the product of its lists of
+/// UIDs and modalities).
+const MAX_EXPANDED_QUERIES: usize = 1000;
+
+impl ProjectQr {
+    /// One `QidoQuery` per combination of the identifier's list values (UIDs, modalities).
+    fn queries(keys: &radlab_net::qr::QueryKeys) -> std::result::Result<Vec<QidoQuery>, String> {
+        let options = |list: &[String]| -> Vec<Option<String>> {
+            if list.is_empty() {
+                vec![None]
+            } else {
+                list.iter().cloned().map(Some).collect()
+            }
+        };
+        let (studies, series, instances, modalities) = (
+            options(&keys.study_instance_uids),
+            options(&keys.series_instance_uids),
+            options(&keys.sop_instance_uids),
+            options(&keys.modalities),
+        );
+        if studies.len() * series.len() * instances.len() * modalities.len() > MAX_EXPANDED_QUERIES
+        {
+            return Err("too many values in the identifier's lists".into());
+        }
+        let base = QidoQuery {
+            patient_id: keys.patient_id.clone(),
+            patient_name: keys.patient_name.clone(),
+            accession_number: keys.accession_number.clone(),
+            study_description: keys.study_description.clone(),
+            series_description: keys.series_description.clone(),
+            body_part_examined: keys.body_part_examined.clone(),
+            study_date: keys.study_date.clone(),
+            series_number: keys.series_number,
+            instance_number: keys.instance_number,
+            sop_class_uid: keys.sop_class_uid.clone(),
+            ..QidoQuery::default()
+        };
+        let mut out = Vec::new();
+        for st in &studies {
+            for se in &series {
+                for i in &instances {
+                    for m in &modalities {
+                        out.push(QidoQuery {
+                            study_instance_uid: st.clone(),
+                            series_instance_uid: se.clone(),
+                            sop_instance_uid: i.clone(),
+                            modality: m.clone(),
+                            ..base.clone()
+                        });
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every page of `fetch` for each query, each entity once (by `key`), in order.
+    fn all_pages<T>(
+        &self,
+        keys: &radlab_net::qr::QueryKeys,
+        key: impl Fn(&T) -> String,
+        fetch: impl AsyncFn(&QidoQuery) -> radlab_store::Result<Vec<T>>,
+    ) -> std::result::Result<Vec<T>, String> {
+        const PAGE: i64 = 10_000;
+        let queries = Self::queries(keys)?;
+        self.rt.block_on(async {
+            let mut seen = std::collections::HashSet::new();
+            let mut out = Vec::new();
+            for mut q in queries {
+                q.limit = PAGE;
+                loop {
+                    let page = fetch(&q)
+                        .await
+                        .map_err(|e| format!("the catalog failed: {e}"))?;
+                    let n = page.len() as i64;
+                    for item in page {
+                        if seen.insert(key(&item)) {
+                            out.push(item);
+                        }
+                    }
+                    if n < PAGE {
+                        break;
+                    }
+                    q.offset += PAGE;
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn optional_number(n: Option<i64>) -> String {
+    n.map(|n| n.to_string()).unwrap_or_default()
+}
+
+impl radlab_net::QueryRetrieve for ProjectQr {
+    fn find(
+        &self,
+        keys: &radlab_net::qr::QueryKeys,
+    ) -> std::result::Result<Vec<radlab_net::qr::Match>, String> {
+        use radlab_net::qr::Level;
+        let project = Visibility::Project;
+        let p = self.project.as_str();
+        let c = &self.catalog;
+        Ok(match keys.level {
+            Level::Study => self
+                .all_pages(
+                    keys,
+                    |s: &radlab_store::StudyMatch| s.study_instance_uid.clone(),
+                    async |q| c.qido_studies(p, &project, q).await,
+                )?
+                .into_iter()
+                .map(|s| {
+                    radlab_net::qr::Match::from([
+                        (0x0020_000D, s.study_instance_uid),
+                        (0x0008_0020, s.study_date),
+                        (0x0008_0030, s.study_time),
+                        (0x0008_0050, s.accession_number),
+                        (0x0008_1030, s.study_description),
+                        (0x0010_0020, s.patient_id),
+                        (0x0010_0010, s.patient_name),
+                        (0x0010_0040, s.patient_sex),
+                        (0x0010_0030, s.patient_birth_date),
+                        (0x0008_0061, s.modalities.join("\\")),
+                        (0x0020_1206, s.series.to_string()),
+                        (0x0020_1208, s.instances.to_string()),
+                    ])
+                })
+                .collect(),
+            Level::Series => self
+                .all_pages(
+                    keys,
+                    |s: &radlab_store::SeriesMatch| s.series_instance_uid.clone(),
+                    async |q| c.qido_series(p, &project, q).await,
+                )?
+                .into_iter()
+                .map(|s| {
+                    radlab_net::qr::Match::from([
+                        (0x0020_000D, s.study_instance_uid),
+                        (0x0020_000E, s.series_instance_uid),
+                        (0x0008_0060, s.modality),
+                        (0x0018_0015, s.body_part_examined),
+                        (0x0020_0011, optional_number(s.series_number)),
+                        (0x0008_103E, s.series_description),
+                        (0x0020_1209, s.instances.to_string()),
+                    ])
+                })
+                .collect(),
+            Level::Image => self
+                .all_pages(
+                    keys,
+                    |i: &radlab_store::InstanceMatch| i.sop_instance_uid.clone(),
+                    async |q| c.qido_instances(p, &project, q).await,
+                )?
+                .into_iter()
+                .map(|i| {
+                    radlab_net::qr::Match::from([
+                        (0x0020_000D, i.study_instance_uid),
+                        (0x0020_000E, i.series_instance_uid),
+                        (0x0008_0018, i.sop_instance_uid),
+                        (0x0008_0016, i.sop_class_uid),
+                        (0x0020_0013, optional_number(i.instance_number)),
+                        (0x0028_0010, i.rows.to_string()),
+                        (0x0028_0011, i.columns.to_string()),
+                        (0x0028_0008, i.frames.to_string()),
+                        (0x0028_0100, i.bits_allocated.to_string()),
+                    ])
+                })
+                .collect(),
+        })
+    }
+
+    fn instances(
+        &self,
+        keys: &radlab_net::qr::QueryKeys,
+    ) -> std::result::Result<Vec<radlab_net::qr::StoredInstance>, String> {
+        let project = Visibility::Project;
+        let p = self.project.as_str();
+        let c = &self.catalog;
+        Ok(self
+            .all_pages(
+                keys,
+                |i: &radlab_store::InstanceMatch| i.sop_instance_uid.clone(),
+                async |q| c.qido_instances(p, &project, q).await,
+            )?
+            .into_iter()
+            .map(|i| radlab_net::qr::StoredInstance {
+                sop_class_uid: i.sop_class_uid,
+                sop_instance_uid: i.sop_instance_uid,
+                transfer_syntax_uid: i.transfer_syntax_uid,
+                key: i.blob_hash,
+            })
+            .collect())
+    }
+
+    fn load(
+        &self,
+        instance: &radlab_net::qr::StoredInstance,
+    ) -> std::result::Result<Vec<u8>, String> {
+        self.rt
+            .block_on(self.blobs.get(&instance.key))
+            .map(|b| b.to_vec())
+            .map_err(|e| format!("the blob store failed: {e}"))
+    }
+}
+
+/// Check that the project of `--qr-project` exists.
+pub(crate) async fn check_qr_project(catalog: &Catalog, project: &str) -> Result<()> {
+    if !catalog.project_exists(project).await? {
+        bail!(
+            "no project {project} for query/retrieve (make it first; `radlab serve` or `radlab labels`)"
+        );
+    }
+    Ok(())
+}
+
+/// Query/retrieve over `project` for the SCP, moving to `peers`.
+pub(crate) fn query_retrieve(
+    rt: tokio::runtime::Handle,
+    catalog: Catalog,
+    blobs: BlobStore,
+    project: &str,
+    peers: Vec<radlab_net::MovePeer>,
+) -> radlab_net::QueryRetrieveConfig {
+    radlab_net::QueryRetrieveConfig {
+        provider: Arc::new(ProjectQr {
+            rt,
+            catalog,
+            blobs,
+            project: project.to_string(),
+        }),
+        peers,
+    }
+}
+
 /// How to run the SCP, from `radlab pacs listen` or `radlab serve --dicom-port`.
 pub(crate) struct ScpSettings {
     pub aet: String,
@@ -341,6 +594,8 @@ pub(crate) struct BoundScp {
     pub listener: TcpListener,
     pub address: SocketAddr,
     pub config: ScpConfig,
+    /// Query/retrieve, and the project it answers for.
+    pub query_retrieve: Option<(String, radlab_net::QueryRetrieveConfig)>,
 }
 
 /// Check the settings, bind the port, and name the staging folder (in the data folder).
@@ -366,6 +621,7 @@ pub(crate) fn bind(cli: &Cli, settings: &ScpSettings) -> Result<BoundScp> {
         listener,
         address,
         config,
+        query_retrieve: None,
     })
 }
 
@@ -373,11 +629,18 @@ pub(crate) fn bind(cli: &Cli, settings: &ScpSettings) -> Result<BoundScp> {
 pub(crate) fn announce(scp: &BoundScp, deid: Option<&Deid>) -> Result<()> {
     use std::io::Write as _;
     println!(
-        "radlab pacs listening on {} as AE {}{}",
+        "radlab pacs listening on {} as AE {}{}{}",
         scp.address,
         scp.config.ae_title.trim(),
         match deid {
             Some(d) => format!(", de-identifying with {}", d.profile.name()),
+            None => String::new(),
+        },
+        match &scp.query_retrieve {
+            Some((project, qr)) => format!(
+                ", query/retrieve over project {project} ({} move destination(s))",
+                qr.peers.len()
+            ),
             None => String::new(),
         }
     );
@@ -391,7 +654,8 @@ pub(crate) fn spawn(scp: BoundScp, importer: Arc<Importer>) -> Result<()> {
         .name("pacs-listen".into())
         .spawn(move || {
             let staging = scp.config.staging_dir.clone();
-            if let Err(e) = radlab_net::serve(scp.listener, scp.config, importer) {
+            let qr = scp.query_retrieve.map(|(_, qr)| qr);
+            if let Err(e) = radlab_net::serve_with(scp.listener, scp.config, importer, qr) {
                 tracing::error!("pacs: the DICOM listener stopped: {e}");
                 eprintln!("the DICOM listener stopped: {e}");
             }
@@ -415,7 +679,7 @@ fn listen(cli: &Cli, args: &ListenArgs) -> Result<ExitCode> {
     };
     let rt = crate::cmd_import::runtime()?;
     let (catalog, blobs) = rt.block_on(crate::cmd_import::stores(cli))?;
-    let scp = bind(
+    let mut scp = bind(
         cli,
         &ScpSettings {
             aet: args.aet.clone(),
@@ -427,10 +691,24 @@ fn listen(cli: &Cli, args: &ListenArgs) -> Result<ExitCode> {
             idle_timeout: Duration::from_secs(args.idle_timeout),
         },
     )?;
+    if let Some(project) = &args.qr_project {
+        rt.block_on(check_qr_project(&catalog, project))?;
+        scp.query_retrieve = Some((
+            project.clone(),
+            query_retrieve(
+                rt.handle().clone(),
+                catalog.clone(),
+                blobs.clone(),
+                project,
+                args.peers.clone(),
+            ),
+        ));
+    }
     let importer = Arc::new(Importer::new(rt.handle().clone(), catalog, blobs, deid));
     announce(&scp, importer.deid.as_ref())?;
     let staging_dir = scp.config.staging_dir.clone();
-    let result = radlab_net::serve(scp.listener, scp.config, importer);
+    let qr = scp.query_retrieve.map(|(_, qr)| qr);
+    let result = radlab_net::serve_with(scp.listener, scp.config, importer, qr);
     let _ = std::fs::remove_dir_all(&staging_dir);
     result?;
     Ok(ExitCode::SUCCESS)

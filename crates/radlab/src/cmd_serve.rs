@@ -73,6 +73,17 @@ pub struct ServeArgs {
     /// With --dicom-deid: append the encrypted mapping back to the originals to this file.
     #[arg(long, requires = "dicom_deid")]
     dicom_deid_mapping: Option<std::path::PathBuf>,
+    /// Also answer C-FIND and C-MOVE (Study Root Query/Retrieve) on the DICOM port over the
+    /// images of this project.
+    #[arg(long, value_name = "PROJECT", requires = "dicom_port")]
+    dicom_qr_project: Option<String>,
+    /// A C-MOVE destination of the DICOM port, AET=HOST:PORT (repeatable).
+    #[arg(
+        long = "dicom-peer",
+        value_name = "AET=HOST:PORT",
+        requires = "dicom_qr_project"
+    )]
+    dicom_peers: Vec<radlab_net::MovePeer>,
 }
 
 pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
@@ -142,7 +153,7 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
                 )?),
                 None => None,
             };
-            let scp = crate::cmd_pacs::bind(
+            let mut scp = crate::cmd_pacs::bind(
                 cli,
                 &crate::cmd_pacs::ScpSettings {
                     aet: args.dicom_aet.clone(),
@@ -157,6 +168,19 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
                     idle_timeout: std::time::Duration::from_secs(120),
                 },
             )?;
+            if let Some(project) = &args.dicom_qr_project {
+                crate::cmd_pacs::check_qr_project(&catalog, project).await?;
+                scp.query_retrieve = Some((
+                    project.clone(),
+                    crate::cmd_pacs::query_retrieve(
+                        tokio::runtime::Handle::current(),
+                        catalog.clone(),
+                        blobs.clone(),
+                        project,
+                        args.dicom_peers.clone(),
+                    ),
+                ));
+            }
             crate::cmd_pacs::announce(&scp, deid.as_ref())?;
             let importer = crate::cmd_pacs::Importer::new(
                 tokio::runtime::Handle::current(),

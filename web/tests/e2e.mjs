@@ -394,18 +394,25 @@ try {
     const proposal = await page.getByTestId('proposal').locator('li').allTextContents();
     check(proposal.some((p) => p.includes('Aortic enlargement') && p.includes('· 2 of 2 readers')), `proposal: ${proposal}`);
     check(proposal.some((p) => p.includes('Cardiomegaly') && p.includes('· 1 of 2 readers')), `proposal: ${proposal}`);
-    const readerBoxes = await page.locator('.overlay text').allTextContents();
-    check(readerBoxes.some((t) => t.startsWith('reader1:')) && readerBoxes.some((t) => t.startsWith('reader2:')), `both layers drawn: ${readerBoxes}`);
+    const overlayHas = (reader, shown) =>
+      page.waitForFunction(
+        ([reader, shown]) => [...document.querySelectorAll('.overlay text')].some((t) => t.textContent.startsWith(`${reader}:`)) === shown,
+        [reader, shown],
+        { timeout: 5000 },
+      );
+    await overlayHas('reader1', true);
+    await overlayHas('reader2', true);
     // Each reader's layer can be hidden.
     await page.getByRole('region', { name: 'Layers' }).getByRole('checkbox', { name: /reader1/ }).uncheck();
-    const shown = await page.locator('.overlay text').allTextContents();
-    check(!shown.some((t) => t.startsWith('reader1:')) && shown.some((t) => t.startsWith('reader2:')), `reader1 hidden: ${shown}`);
+    await overlayHas('reader1', false);
+    await overlayHas('reader2', true);
     await page.getByRole('region', { name: 'Layers' }).getByRole('checkbox', { name: /reader1/ }).check();
+    await overlayHas('reader1', true);
     // The same from the keyboard: Alt+2 hides reader2's layer, again shows it.
     await page.keyboard.press('Alt+Digit2');
-    await page.waitForFunction(() => ![...document.querySelectorAll('.overlay text')].some((t) => t.textContent.startsWith('reader2:')));
+    await overlayHas('reader2', false);
     await page.keyboard.press('Alt+Digit2');
-    await page.waitForFunction(() => [...document.querySelectorAll('.overlay text')].some((t) => t.textContent.startsWith('reader2:')));
+    await overlayHas('reader2', true);
     await snap(page, 'review-layers');
     await page.getByTestId('accept-all').click();
     await saved(page);

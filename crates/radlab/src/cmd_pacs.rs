@@ -54,6 +54,83 @@ enum PacsCommand {
     WebRetrieve(Box<WebRetrieveArgs>),
 }
 
+/// What to retrieve and how, the same for `move` and `web-retrieve`: the studies, the job
+/// file, the retries.
+#[derive(Args, Debug)]
+pub struct JobArgs {
+    /// A study to retrieve, by Study Instance UID (repeatable).
+    #[arg(long = "study", value_name = "UID", num_args = 1..)]
+    studies: Vec<String>,
+    /// Retrieve the studies listed by `radlab pacs find --json` or `web-find --json` in this
+    /// file.
+    #[arg(long, value_name = "FILE")]
+    from_find: Option<PathBuf>,
+    /// Go on with this job file: retrieve only its studies that are not done.
+    #[arg(long, value_name = "JOB.json")]
+    resume: Option<PathBuf>,
+    /// Where to write the job file (default: DATA/pacs-jobs/OPERATION-TIME-PID.json).
+    #[arg(long, value_name = "JOB.json", conflicts_with = "resume")]
+    job: Option<PathBuf>,
+    /// Only count what would be retrieved (C-FIND or QIDO-RS); nothing is fetched or
+    /// written.
+    #[arg(long)]
+    dry_run: bool,
+    /// Attempts per study in this run.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    attempts: u32,
+    /// Seconds before the second attempt, doubled for each next one (at most 60).
+    #[arg(long, default_value_t = 2.0)]
+    retry_delay: f64,
+}
+
+impl JobArgs {
+    /// Seconds to wait before attempt `attempt` (0-based; called from the second on).
+    fn delay_before(&self, attempt: u32) -> f64 {
+        (self.retry_delay.max(0.0) * 2f64.powi(attempt as i32 - 1)).min(60.0)
+    }
+}
+
+/// De-identification on arrival, the same options for `listen`, `move` and `web-retrieve`.
+#[derive(Args, Debug)]
+pub struct DeidArgs {
+    /// De-identify every object with this profile before it is imported, so that nothing
+    /// identifying is catalogued or stored (profiles as for `radlab deid`).
+    #[arg(long, value_name = "PROFILE")]
+    deid: Option<String>,
+    /// An Annex E option for --deid (repeatable; names as for `radlab deid --option`).
+    #[arg(long = "deid-option", alias = "option", value_parser = crate::cmd_deid::parse_option, requires = "deid")]
+    deid_options: Vec<radlab_deid::DeidOption>,
+    /// The project key file for --deid.
+    #[arg(long, env = "RADLAB_DEID_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// Burned-in text rules for --deid (see `radlab deid --burned-in`).
+    #[arg(long, requires = "deid")]
+    burned_in: Option<PathBuf>,
+    /// With --deid: append the encrypted mapping back to the originals to this file (keep
+    /// it outside the data folder).
+    #[arg(long, requires = "deid")]
+    mapping: Option<PathBuf>,
+}
+
+impl DeidArgs {
+    /// The profile and key to apply, or `None` without --deid.
+    fn build(&self) -> Result<Option<Deid>> {
+        self.deid
+            .as_deref()
+            .map(|profile| {
+                Deid::new(
+                    profile,
+                    &self.deid_options,
+                    self.key_file.as_deref(),
+                    self.burned_in.as_deref(),
+                    self.mapping.as_deref(),
+                    "--deid",
+                )
+            })
+            .transpose()
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct ListenArgs {
     /// Our AE title; associations must call it.
@@ -77,23 +154,8 @@ pub struct ListenArgs {
     /// Seconds a peer may stay silent before its association is dropped.
     #[arg(long, default_value_t = 120)]
     idle_timeout: u64,
-    /// De-identify every object with this profile before it is imported, so that nothing
-    /// identifying is catalogued or stored (profiles as for `radlab deid`).
-    #[arg(long, value_name = "PROFILE")]
-    deid: Option<String>,
-    /// An Annex E option for --deid (repeatable; names as for `radlab deid --option`).
-    #[arg(long = "deid-option", alias = "option", value_parser = crate::cmd_deid::parse_option, requires = "deid")]
-    deid_options: Vec<radlab_deid::DeidOption>,
-    /// The project key file for --deid.
-    #[arg(long, env = "RADLAB_DEID_KEY_FILE")]
-    key_file: Option<PathBuf>,
-    /// Burned-in text rules for --deid (see `radlab deid --burned-in`).
-    #[arg(long, requires = "deid")]
-    burned_in: Option<PathBuf>,
-    /// With --deid: append the encrypted mapping back to the originals to this file (keep
-    /// it outside the data folder).
-    #[arg(long, requires = "deid")]
-    mapping: Option<PathBuf>,
+    #[command(flatten)]
+    deid: DeidArgs,
     /// Also answer C-FIND and C-MOVE (Study Root Query/Retrieve) over the images of this
     /// project; without it only C-ECHO and C-STORE are offered.
     #[arg(long, value_name = "PROJECT")]
@@ -666,17 +728,7 @@ pub(crate) fn spawn(scp: BoundScp, importer: Arc<Importer>) -> Result<()> {
 }
 
 fn listen(cli: &Cli, args: &ListenArgs) -> Result<ExitCode> {
-    let deid = match &args.deid {
-        Some(profile) => Some(Deid::new(
-            profile,
-            &args.deid_options,
-            args.key_file.as_deref(),
-            args.burned_in.as_deref(),
-            args.mapping.as_deref(),
-            "--deid",
-        )?),
-        None => None,
-    };
+    let deid = args.deid.build()?;
     let rt = crate::cmd_import::runtime()?;
     let (catalog, blobs) = rt.block_on(crate::cmd_import::stores(cli))?;
     let mut scp = bind(
@@ -854,27 +906,8 @@ pub struct MoveArgs {
     /// know it with our host and --listen-port).
     #[arg(long, default_value = "RADLAB")]
     dest: String,
-    /// A study to retrieve, by Study Instance UID (repeatable).
-    #[arg(long = "study", value_name = "UID", num_args = 1..)]
-    studies: Vec<String>,
-    /// Retrieve the studies listed by `radlab pacs find --json` in this file.
-    #[arg(long, value_name = "FILE")]
-    from_find: Option<PathBuf>,
-    /// Go on with this job file: retrieve only its studies that are not done.
-    #[arg(long, value_name = "JOB.json")]
-    resume: Option<PathBuf>,
-    /// Where to write the job file (default: DATA/pacs-jobs/move-TIME.json).
-    #[arg(long, value_name = "JOB.json", conflicts_with = "resume")]
-    job: Option<PathBuf>,
-    /// Only count what would be retrieved (C-FIND); nothing is moved or written.
-    #[arg(long)]
-    dry_run: bool,
-    /// Attempts per study in this run.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
-    attempts: u32,
-    /// Seconds before the second attempt, doubled for each next one (at most 60).
-    #[arg(long, default_value_t = 2.0)]
-    retry_delay: f64,
+    #[command(flatten)]
+    run: JobArgs,
     /// Port of our storage SCP (the one the PACS has for --dest).
     #[arg(long, default_value_t = 11112)]
     listen_port: u16,
@@ -884,21 +917,8 @@ pub struct MoveArgs {
     /// Calling AE titles our SCP accepts (repeatable; default: the PACS's, --aec).
     #[arg(long = "allow-calling", value_name = "AET", num_args = 1..)]
     allow_calling: Vec<String>,
-    /// De-identify every object with this profile before it is imported (as `pacs listen`).
-    #[arg(long, value_name = "PROFILE")]
-    deid: Option<String>,
-    /// An Annex E option for --deid (repeatable).
-    #[arg(long = "deid-option", value_parser = crate::cmd_deid::parse_option, requires = "deid")]
-    deid_options: Vec<radlab_deid::DeidOption>,
-    /// The project key file for --deid.
-    #[arg(long, env = "RADLAB_DEID_KEY_FILE")]
-    key_file: Option<PathBuf>,
-    /// Burned-in text rules for --deid.
-    #[arg(long, requires = "deid")]
-    burned_in: Option<PathBuf>,
-    /// With --deid: append the encrypted mapping to this file.
-    #[arg(long, requires = "deid")]
-    mapping: Option<PathBuf>,
+    #[command(flatten)]
+    deid: DeidArgs,
 }
 
 mod tag {
@@ -1248,8 +1268,8 @@ fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
 /// Studies of a new job: the given UIDs, a `find --json` file, or a C-FIND.
 fn job_studies(peer: &Peer, args: &MoveArgs) -> Result<Vec<(String, Option<u32>)>> {
     chosen_studies(
-        &args.studies,
-        args.from_find.as_deref(),
+        &args.run.studies,
+        args.run.from_find.as_deref(),
         &args.query,
         || find_studies(peer, &args.query, false),
     )
@@ -1345,9 +1365,9 @@ impl StoreHandler for Counting {
 }
 
 fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
-    let (mut job, job_path) = match &args.resume {
+    let (mut job, job_path) = match &args.run.resume {
         Some(path) => {
-            if !args.studies.is_empty() || args.from_find.is_some() || args.query.any() {
+            if !args.run.studies.is_empty() || args.run.from_find.is_some() || args.query.any() {
                 bail!(
                     "--resume takes the studies of the job file; leave out --study, --from-find and query options"
                 );
@@ -1379,7 +1399,7 @@ fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
                     })
                     .collect(),
             };
-            let path = args.job.clone().unwrap_or_else(|| {
+            let path = args.run.job.clone().unwrap_or_else(|| {
                 let secs = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
@@ -1397,7 +1417,7 @@ fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
         .filter(|&i| job.studies[i].state != StudyState::Done)
         .collect();
 
-    if args.dry_run {
+    if args.run.dry_run {
         let mut instances = 0u32;
         let mut unknown = 0usize;
         for &i in &todo {
@@ -1434,17 +1454,7 @@ fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
     }
 
     // Our storage SCP, for the duration, through the same import path as `pacs listen`.
-    let deid = match &args.deid {
-        Some(profile) => Some(Deid::new(
-            profile,
-            &args.deid_options,
-            args.key_file.as_deref(),
-            args.burned_in.as_deref(),
-            args.mapping.as_deref(),
-            "--deid",
-        )?),
-        None => None,
-    };
+    let deid = args.deid.build()?;
     let rt = crate::cmd_import::runtime()?;
     let (catalog, blobs) = rt.block_on(crate::cmd_import::stores(cli))?;
     let allow_calling = if args.allow_calling.is_empty() {
@@ -1488,9 +1498,9 @@ fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
 
     let mut arrived_total = 0u32;
     for (n, &i) in todo.iter().enumerate() {
-        for attempt in 0..args.attempts {
+        for attempt in 0..args.run.attempts {
             if attempt > 0 {
-                let delay = (args.retry_delay.max(0.0) * 2f64.powi(attempt as i32 - 1)).min(60.0);
+                let delay = args.run.delay_before(attempt);
                 std::thread::sleep(Duration::from_secs_f64(delay));
             }
             let uid = job.studies[i].study_instance_uid.clone();
@@ -1553,7 +1563,7 @@ fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
                     n + 1,
                     todo.len(),
                     attempt + 1,
-                    args.attempts
+                    args.run.attempts
                 ),
             }
         }
@@ -1722,42 +1732,10 @@ pub struct WebRetrieveArgs {
     server: WebServerArgs,
     #[command(flatten)]
     query: QueryArgs,
-    /// A study to retrieve, by Study Instance UID (repeatable).
-    #[arg(long = "study", value_name = "UID", num_args = 1..)]
-    studies: Vec<String>,
-    /// Retrieve the studies listed by `radlab pacs web-find --json` (or `find --json`).
-    #[arg(long, value_name = "FILE")]
-    from_find: Option<PathBuf>,
-    /// Go on with this job file: retrieve only its studies that are not done.
-    #[arg(long, value_name = "JOB.json")]
-    resume: Option<PathBuf>,
-    /// Where to write the job file (default: DATA/pacs-jobs/web-retrieve-TIME-PID.json).
-    #[arg(long, value_name = "JOB.json", conflicts_with = "resume")]
-    job: Option<PathBuf>,
-    /// Only count what would be retrieved (QIDO-RS); nothing is fetched or written.
-    #[arg(long)]
-    dry_run: bool,
-    /// Attempts per study in this run.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
-    attempts: u32,
-    /// Seconds before the second attempt, doubled for each next one (at most 60).
-    #[arg(long, default_value_t = 2.0)]
-    retry_delay: f64,
-    /// De-identify every object with this profile before it is imported (as `pacs listen`).
-    #[arg(long, value_name = "PROFILE")]
-    deid: Option<String>,
-    /// An Annex E option for --deid (repeatable).
-    #[arg(long = "deid-option", value_parser = crate::cmd_deid::parse_option, requires = "deid")]
-    deid_options: Vec<radlab_deid::DeidOption>,
-    /// The project key file for --deid.
-    #[arg(long, env = "RADLAB_DEID_KEY_FILE")]
-    key_file: Option<PathBuf>,
-    /// Burned-in text rules for --deid.
-    #[arg(long, requires = "deid")]
-    burned_in: Option<PathBuf>,
-    /// With --deid: append the encrypted mapping to this file.
-    #[arg(long, requires = "deid")]
-    mapping: Option<PathBuf>,
+    #[command(flatten)]
+    run: JobArgs,
+    #[command(flatten)]
+    deid: DeidArgs,
 }
 
 /// A DICOMweb retrieval job file.
@@ -1802,9 +1780,9 @@ fn web_origin(url: &str) -> String {
 
 fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
     let rt = crate::cmd_import::runtime()?;
-    let (mut job, job_path, client) = match &args.resume {
+    let (mut job, job_path, client) = match &args.run.resume {
         Some(path) => {
-            if !args.studies.is_empty() || args.from_find.is_some() || args.query.any() {
+            if !args.run.studies.is_empty() || args.run.from_find.is_some() || args.query.any() {
                 bail!(
                     "--resume takes the studies of the job file; leave out --study, --from-find and query options"
                 );
@@ -1817,8 +1795,8 @@ fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
         None => {
             let (client, record) = args.server.client(None)?;
             let studies = chosen_studies(
-                &args.studies,
-                args.from_find.as_deref(),
+                &args.run.studies,
+                args.run.from_find.as_deref(),
                 &args.query,
                 || web_search(&rt, &client, &args.query, false),
             )?;
@@ -1838,7 +1816,7 @@ fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
                     })
                     .collect(),
             };
-            let path = args.job.clone().unwrap_or_else(|| {
+            let path = args.run.job.clone().unwrap_or_else(|| {
                 let secs = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
@@ -1854,7 +1832,7 @@ fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
         .filter(|&i| job.studies[i].state != StudyState::Done)
         .collect();
 
-    if args.dry_run {
+    if args.run.dry_run {
         let mut instances = 0u32;
         let mut unknown = 0usize;
         for &i in &todo {
@@ -1891,17 +1869,7 @@ fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let deid = match &args.deid {
-        Some(profile) => Some(Deid::new(
-            profile,
-            &args.deid_options,
-            args.key_file.as_deref(),
-            args.burned_in.as_deref(),
-            args.mapping.as_deref(),
-            "--deid",
-        )?),
-        None => None,
-    };
+    let deid = args.deid.build()?;
     let (catalog, blobs) = rt.block_on(crate::cmd_import::stores(cli))?;
     let importer = Importer::new(rt.handle().clone(), catalog, blobs, deid);
     let origin = web_origin(&job.dicomweb.url);
@@ -1913,9 +1881,9 @@ fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
     let mut arrived_total = 0u32;
     let mut fatal: Option<anyhow::Error> = None;
     'studies: for (n, &i) in todo.iter().enumerate() {
-        for attempt in 0..args.attempts {
+        for attempt in 0..args.run.attempts {
             if attempt > 0 {
-                let delay = (args.retry_delay.max(0.0) * 2f64.powi(attempt as i32 - 1)).min(60.0);
+                let delay = args.run.delay_before(attempt);
                 std::thread::sleep(Duration::from_secs_f64(delay));
             }
             let uid = job.studies[i].study_instance_uid.clone();
@@ -2005,7 +1973,7 @@ fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
                         n + 1,
                         todo.len(),
                         attempt + 1,
-                        args.attempts
+                        args.run.attempts
                     );
                     // The same credentials would be refused for every study.
                     if auth_failed.get() {

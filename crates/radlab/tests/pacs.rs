@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
 use common::{radlab, text};
-use radlab_dicom::{DicomFile, InstanceInfo, pixel_data_span};
+use radlab_dicom::{DicomFile, InstanceInfo};
 
 /// A running `radlab pacs listen`, killed when dropped.
 struct Scp {
@@ -131,34 +131,6 @@ fn dicom_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// SOP Instance UID and the Pixel Data element's bytes (header included) of a Part 10 file.
-fn uid_and_pixels(bytes: &[u8]) -> Option<(String, Vec<u8>)> {
-    let span = pixel_data_span(bytes)?;
-    let file = DicomFile::from_bytes(bytes).ok()?;
-    let uid = InstanceInfo::from_file(&file).sop_instance_uid;
-    Some((uid, bytes[span].to_vec()))
-}
-
-/// Every blob of the data folder's store, as (SOP Instance UID, Pixel Data bytes).
-fn stored_objects(data: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut found = Vec::new();
-    let mut stack = vec![data.join("blobs")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if let Some(object) = uid_and_pixels(&std::fs::read(&path).unwrap()) {
-                found.push(object);
-            }
-        }
-    }
-    found
-}
-
 fn catalog(data: &Path) -> serde_json::Value {
     let out = radlab(&["ls", "--json"], data);
     assert!(out.status.success(), "{}", text(&out));
@@ -194,7 +166,7 @@ fn echo_and_the_corpus_radiographs_arrive_with_their_pixels_unchanged() {
     let mut transfer_syntaxes = BTreeSet::new();
     for file in &files {
         let bytes = std::fs::read(file).unwrap();
-        let Some((uid, pixels)) = uid_and_pixels(&bytes) else {
+        let Some((uid, pixels)) = common::uid_and_pixels(&bytes) else {
             // A bare ACR-NEMA data set has no file meta for storescu to send it by.
             eprintln!("not sent (no Part 10 file meta): {}", file.display());
             continue;
@@ -227,7 +199,7 @@ fn echo_and_the_corpus_radiographs_arrive_with_their_pixels_unchanged() {
     // Every instance is catalogued once; every encoding sent lies in the blob store with
     // its Pixel Data bytes as they were in the file sent.
     assert_eq!(instance_uids(&data), sent.keys().cloned().collect());
-    let stored = stored_objects(&data);
+    let stored = common::stored_objects(&data);
     for (uid, encodings) in &sent {
         for pixels in encodings {
             assert!(
@@ -286,7 +258,7 @@ fn a_folder_sent_recursively_arrives_whole() {
     );
     let expected: BTreeSet<String> = copied
         .iter()
-        .filter_map(|f| uid_and_pixels(&std::fs::read(f).unwrap()).map(|(u, _)| u))
+        .filter_map(|f| common::uid_and_pixels(&std::fs::read(f).unwrap()).map(|(u, _)| u))
         .collect();
     assert!(!expected.is_empty());
     assert_eq!(instance_uids(&data), expected);
@@ -349,7 +321,7 @@ fn an_undecodable_object_is_refused_and_nothing_is_stored() {
     );
     let listing = catalog(&data);
     assert_eq!(listing["counts"]["instances"], 0, "{listing}");
-    assert!(stored_objects(&data).is_empty());
+    assert!(common::stored_objects(&data).is_empty());
     let log = scp.stop();
     assert!(log.contains("failed with status 0xC000"), "{log}");
 }
@@ -419,7 +391,7 @@ fn deid_on_arrival_stores_only_verified_de_identified_objects() {
     let mut uids = Vec::new();
     for file in dicom_files(&corpus.path("dicom/cxr")) {
         let bytes = std::fs::read(&file).unwrap();
-        let Some((uid, _)) = uid_and_pixels(&bytes) else {
+        let Some((uid, _)) = common::uid_and_pixels(&bytes) else {
             continue;
         };
         let f = DicomFile::from_bytes(&bytes).unwrap();

@@ -43,6 +43,11 @@ fn part10_files(corpus: &radlab_testkit::Corpus) -> Vec<PathBuf> {
     files
 }
 
+/// The store's objects by SOP Instance UID.
+fn stored_objects_by_uid(data: &Path) -> BTreeMap<String, Vec<u8>> {
+    common::stored_objects(data).into_iter().collect()
+}
+
 fn describe(file: &Path) -> Uploaded {
     let bytes = std::fs::read(file).unwrap();
     let span = pixel_data_span(&bytes).expect("pixel data");
@@ -54,32 +59,6 @@ fn describe(file: &Path) -> Uploaded {
         patient_id: info.patient_id.clone(),
         pixels: bytes[span].to_vec(),
     }
-}
-
-/// Every blob of the data folder's store, as (SOP Instance UID, Pixel Data bytes).
-fn stored_objects(data: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut found = BTreeMap::new();
-    let mut stack = vec![data.join("blobs")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let bytes = std::fs::read(&path).unwrap();
-            let (Some(span), Ok(file)) = (pixel_data_span(&bytes), DicomFile::from_bytes(&bytes))
-            else {
-                continue;
-            };
-            let uid = InstanceInfo::from_file(&file).sop_instance_uid;
-            found.insert(uid, bytes[span].to_vec());
-        }
-    }
-    found
 }
 
 /// An Orthanc with DICOMweb and basic authentication, loaded with `files`.
@@ -312,7 +291,7 @@ fn web_find_and_retrieve_bring_exactly_orthancs_studies_with_pixels_unchanged() 
         "{}",
         text(&out)
     );
-    assert!(!data.join("pacs-jobs").exists() && stored_objects(&data).is_empty());
+    assert!(!data.join("pacs-jobs").exists() && stored_objects_by_uid(&data).is_empty());
 
     // Every study into an empty catalog: each instance, Pixel Data byte for byte.
     let job = tmp.path().join("job.json");
@@ -325,7 +304,7 @@ fn web_find_and_retrieve_bring_exactly_orthancs_studies_with_pixels_unchanged() 
     );
     assert!(out.status.success(), "{}", text(&out));
     assert!(!text(&out).contains(PASSWORD));
-    let stored = stored_objects(&data);
+    let stored = stored_objects_by_uid(&data);
     assert_eq!(stored.len(), uploaded.len(), "{}", text(&out));
     for u in &uploaded {
         assert!(
@@ -380,7 +359,7 @@ fn web_find_and_retrieve_bring_exactly_orthancs_studies_with_pixels_unchanged() 
         pw,
     );
     assert!(out.status.success(), "{}", text(&out));
-    let stored = stored_objects(&deid_data);
+    let stored = stored_objects_by_uid(&deid_data);
     assert_eq!(stored.len(), cr_instances, "{}", text(&out));
     for u in uploaded.iter().filter(|u| u.modality == "CR") {
         assert!(!stored.contains_key(&u.sop), "{} kept its UID", u.sop);
@@ -444,7 +423,7 @@ fn web_retrieve_records_failures_and_resume_fetches_only_what_is_missing() {
         failed["failure"].as_str().unwrap().contains("404"),
         "{record}"
     );
-    assert_eq!(stored_objects(&data).len(), 1);
+    assert_eq!(stored_objects_by_uid(&data).len(), 1);
 
     // The missing study appears on the server; a resume with a wrong password stops at
     // once, naming the server, and records the attempt.
@@ -502,7 +481,7 @@ fn web_retrieve_records_failures_and_resume_fetches_only_what_is_missing() {
     assert_eq!(s["state"], "done");
     assert_eq!(s["attempts"], 4);
     assert!(s["failure"].is_null());
-    let stored = stored_objects(&data);
+    let stored = stored_objects_by_uid(&data);
     assert_eq!(stored.len(), 2);
     assert!(stored[&second.sop] == second.pixels);
     no_staging_left(&data);

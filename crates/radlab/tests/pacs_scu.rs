@@ -41,6 +41,11 @@ fn part10_files(corpus: &radlab_testkit::Corpus) -> Vec<PathBuf> {
     files
 }
 
+/// The store's objects by SOP Instance UID.
+fn stored_objects_by_uid(data: &Path) -> BTreeMap<String, Vec<u8>> {
+    common::stored_objects(data).into_iter().collect()
+}
+
 fn describe(file: &Path) -> Uploaded {
     let bytes = std::fs::read(file).unwrap();
     let span = pixel_data_span(&bytes).expect("pixel data");
@@ -52,32 +57,6 @@ fn describe(file: &Path) -> Uploaded {
         modality: info.modality.clone(),
         pixels: bytes[span].to_vec(),
     }
-}
-
-/// Every blob of the data folder's store, as (SOP Instance UID, Pixel Data bytes).
-fn stored_objects(data: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut found = BTreeMap::new();
-    let mut stack = vec![data.join("blobs")];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let bytes = std::fs::read(&path).unwrap();
-            let (Some(span), Ok(file)) = (pixel_data_span(&bytes), DicomFile::from_bytes(&bytes))
-            else {
-                continue;
-            };
-            let uid = InstanceInfo::from_file(&file).sop_instance_uid;
-            found.insert(uid, bytes[span].to_vec());
-        }
-    }
-    found
 }
 
 fn pacs(args: &[&str], orthanc: &Orthanc, data: &Path) -> Output {
@@ -317,7 +296,7 @@ fn move_of_every_cr_study_brings_each_instance_with_its_pixels_unchanged() {
         "{}",
         text(&out)
     );
-    assert!(!data.join("pacs-jobs").exists() && stored_objects(&data).is_empty());
+    assert!(!data.join("pacs-jobs").exists() && stored_objects_by_uid(&data).is_empty());
 
     let out = pacs(
         &[
@@ -337,7 +316,7 @@ fn move_of_every_cr_study_brings_each_instance_with_its_pixels_unchanged() {
         &data,
     );
     assert!(out.status.success(), "{}", text(&out));
-    let stored = stored_objects(&data);
+    let stored = stored_objects_by_uid(&data);
     assert_eq!(stored.len(), cr.len(), "{}", text(&out));
     for u in &cr {
         assert!(
@@ -438,7 +417,7 @@ fn a_failed_study_is_recorded_and_resume_fetches_only_what_is_missing() {
         why.contains("C-MOVE status 0xC000") || why.contains("nothing arrived"),
         "{record}"
     );
-    assert_eq!(stored_objects(&data).len(), 1);
+    assert_eq!(stored_objects_by_uid(&data).len(), 1);
 
     // Orthanc stopped: the resumed job fails again, saying why, and keeps what was done.
     orthanc.stop();
@@ -483,7 +462,7 @@ fn a_failed_study_is_recorded_and_resume_fetches_only_what_is_missing() {
     let b = job_study(&record, &second.study);
     assert_eq!((&b["state"], &b["attempts"]), (&"done".into(), &4.into()));
     assert!(b["failure"].is_null());
-    let stored = stored_objects(&data);
+    let stored = stored_objects_by_uid(&data);
     assert_eq!(stored.len(), 2);
     assert!(stored[&first.sop] == first.pixels && stored[&second.sop] == second.pixels);
 }

@@ -56,3 +56,33 @@ pub fn serving_address(server: &mut std::process::Child) -> (std::net::SocketAdd
         before.push_str(&line);
     }
 }
+
+/// The SOP Instance UID and the Pixel Data element's bytes (header included) of a Part 10
+/// file or data set.
+pub fn uid_and_pixels(bytes: &[u8]) -> Option<(String, Vec<u8>)> {
+    let span = radlab_dicom::pixel_data_span(bytes)?;
+    let file = radlab_dicom::DicomFile::from_bytes(bytes).ok()?;
+    let uid = radlab_dicom::InstanceInfo::from_file(&file).sop_instance_uid;
+    Some((uid, bytes[span].to_vec()))
+}
+
+/// Every blob of the data folder's store, as (SOP Instance UID, Pixel Data bytes); an
+/// instance stored in several encodings appears once per encoding.
+pub fn stored_objects(data: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut stack = vec![data.join("blobs")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Some(object) = uid_and_pixels(&std::fs::read(&path).unwrap()) {
+                found.push(object);
+            }
+        }
+    }
+    found
+}

@@ -22,6 +22,7 @@
 
 pub mod dicomweb_client;
 pub mod dimse;
+pub mod ingest;
 pub mod qr;
 pub mod scp;
 pub mod scu;

@@ -202,7 +202,7 @@ pub fn serve_with(
     query_retrieve: Option<QueryRetrieveConfig>,
 ) -> Result<(), ScpError> {
     check_ae_title(&config.ae_title)?;
-    std::fs::create_dir_all(&config.staging_dir).map_err(|source| ScpError::Staging {
+    make_staging_dir(&config.staging_dir).map_err(|source| ScpError::Staging {
         path: config.staging_dir.clone(),
         source,
     })?;
@@ -611,10 +611,14 @@ impl Session<'_> {
                 self.pending = Some(pending);
                 Ok(())
             }
+            // Each on its own model's context: a C-FIND on the MOVE context (or the reverse)
+            // is an unrecognised operation there.
             command::C_FIND_RQ | command::C_MOVE_RQ
                 if self.qr.is_some()
-                    && (abstract_syntax == STUDY_ROOT_FIND
-                        || abstract_syntax == STUDY_ROOT_MOVE) =>
+                    && ((cmd.command_field == command::C_FIND_RQ
+                        && abstract_syntax == STUDY_ROOT_FIND)
+                        || (cmd.command_field == command::C_MOVE_RQ
+                            && abstract_syntax == STUDY_ROOT_MOVE)) =>
             {
                 if !cmd.has_data_set() {
                     return Err("C-FIND-RQ or C-MOVE-RQ without an identifier".into());
@@ -1055,6 +1059,18 @@ impl Session<'_> {
     }
 }
 
+/// Create the staging folder, readable by this user only (received objects may be
+/// identified until they are de-identified).
+pub fn make_staging_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// Create the partial file with its preamble and file meta group.
 fn start_file(pending: &Pending, calling: &str) -> Result<BufWriter<File>, String> {
     let meta = FileMetaTableBuilder::new()
@@ -1068,9 +1084,15 @@ fn start_file(pending: &Pending, calling: &str) -> Result<BufWriter<File>, Strin
         .map_err(|e| format!("file meta: {e}"))?;
     // The staging folder is made again if it went away while the SCP ran.
     if let Some(dir) = pending.partial.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("staging folder: {}", e.kind()))?;
+        make_staging_dir(dir).map_err(|e| format!("staging folder: {}", e.kind()))?;
     }
-    let file = File::create_new(&pending.partial).map_err(|e| e.kind().to_string())?;
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    let file = open
+        .open(&pending.partial)
+        .map_err(|e| e.kind().to_string())?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     out.write_all(&[0u8; 128])
         .and_then(|_| out.write_all(b"DICM"))

@@ -12,16 +12,15 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use radlab_deid::{DeidOption, Profile};
+use radlab_deid::DeidOption;
 use radlab_net::dimse::status;
 use radlab_net::{ReceivedObject, ScpConfig, StoreHandler, StoreOutcome};
-use radlab_store::import::{Source, SourceLocation, import_sources};
-use radlab_store::{BlobStore, Catalog, ImportOptions, NoProgress, QidoQuery, Visibility};
+use radlab_store::{BlobStore, Catalog, QidoQuery, Visibility};
 
 use radlab_net::scu::{self, Identifier, Peer};
 use serde::{Deserialize, Serialize};
@@ -118,7 +117,7 @@ impl DeidArgs {
         self.deid
             .as_deref()
             .map(|profile| {
-                Deid::new(
+                deid(
                     profile,
                     &self.deid_options,
                     self.key_file.as_deref(),
@@ -156,6 +155,10 @@ pub struct ListenArgs {
     idle_timeout: u64,
     #[command(flatten)]
     deid: DeidArgs,
+    /// When a C-STORE is answered Success: `queued` (durable in the spool folder, imported
+    /// by a worker; the fastest) or `imported` (after the import committed).
+    #[arg(long, value_enum, default_value = "queued")]
+    ack: Ack,
     /// Also answer C-FIND and C-MOVE (Study Root Query/Retrieve) over the images of this
     /// project; without it only C-ECHO and C-STORE are offered.
     #[arg(long, value_name = "PROJECT")]
@@ -177,222 +180,69 @@ pub fn pacs(cli: &Cli, args: &PacsArgs) -> Result<ExitCode> {
     }
 }
 
-/// De-identification on arrival: the profile of `radlab import --deid`, and where the
-/// encrypted mapping back to the originals goes.
-pub(crate) struct Deid {
-    profile: Profile,
-    mapping: Option<PathBuf>,
+pub(crate) use radlab_net::ingest::{Deid, Importer};
+
+/// De-identification on arrival with the profile `radlab import --deid` builds (key,
+/// options, burned-in rules), the encrypted mapping appended to `mapping`.
+pub(crate) fn deid(
+    profile: &str,
+    options: &[DeidOption],
+    key_file: Option<&Path>,
+    burned_in: Option<&Path>,
+    mapping: Option<&Path>,
+    flag: &str,
+) -> Result<Deid> {
+    let Some(key_file) = key_file else {
+        bail!("{flag} needs the project key: --key-file FILE (or RADLAB_DEID_KEY_FILE)");
+    };
+    let profile = crate::cmd_deid::ProfileArgs::new(
+        profile.to_string(),
+        options.to_vec(),
+        key_file.to_path_buf(),
+        burned_in.map(Path::to_path_buf),
+    )
+    .profile()?;
+    Ok(Deid {
+        profile,
+        mapping: mapping.map(Path::to_path_buf),
+    })
 }
 
-impl Deid {
-    /// The profile as `radlab import --deid` builds it (key, options, burned-in rules).
-    pub(crate) fn new(
-        profile: &str,
-        options: &[DeidOption],
-        key_file: Option<&Path>,
-        burned_in: Option<&Path>,
-        mapping: Option<&Path>,
-        flag: &str,
-    ) -> Result<Deid> {
-        let Some(key_file) = key_file else {
-            bail!("{flag} needs the project key: --key-file FILE (or RADLAB_DEID_KEY_FILE)");
-        };
-        let profile = crate::cmd_deid::ProfileArgs::new(
-            profile.to_string(),
-            options.to_vec(),
-            key_file.to_path_buf(),
-            burned_in.map(Path::to_path_buf),
-        )
-        .profile()?;
-        Ok(Deid {
-            profile,
-            mapping: mapping.map(Path::to_path_buf),
-        })
-    }
+/// When the storage SCP answers a C-STORE with Success.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// Once the object is durable in the spool folder (synced); decoding, de-identification
+    /// and cataloguing follow on a worker, in batches; what fails is kept in the spool's
+    /// failed folder and quarantined.
+    Queued,
+    /// Once the object is decoded, de-identified (with --deid) and catalogued; a failure is
+    /// answered to the sender (C000, A700).
+    Imported,
 }
 
-/// Imports each received object, de-identified first when a profile is set; imports run
-/// one at a time, so concurrent associations never race on the catalog.
-pub(crate) struct Importer {
-    rt: tokio::runtime::Handle,
-    catalog: Catalog,
-    blobs: BlobStore,
-    deid: Option<Deid>,
-    lock: Mutex<()>,
+/// The spool of the SCPs of this data folder.
+pub(crate) fn spool_dir(cli: &Cli) -> PathBuf {
+    cli.data_dir.join("incoming").join("spool")
 }
 
-impl Importer {
-    pub(crate) fn new(
-        rt: tokio::runtime::Handle,
-        catalog: Catalog,
-        blobs: BlobStore,
-        deid: Option<Deid>,
-    ) -> Importer {
-        Importer {
-            rt,
-            catalog,
-            blobs,
-            deid,
-            lock: Mutex::new(()),
+/// The SCP's C-STORE handler for `ack`: the importer itself, or a spool it drains.
+pub(crate) fn store_handler(
+    cli: &Cli,
+    ack: Ack,
+    importer: Arc<Importer>,
+) -> Result<Arc<dyn StoreHandler>> {
+    Ok(match ack {
+        Ack::Imported => importer,
+        Ack::Queued => {
+            let dir = spool_dir(cli);
+            let spool = radlab_net::ingest::Spool::open(&dir, importer)
+                .with_context(|| format!("cannot create the spool folder {}", dir.display()))?;
+            spool
+                .start()
+                .context("cannot start the spool's import thread")?;
+            spool
         }
-    }
-
-    /// Import one Part 10 file, catalogued under `display`.
-    fn import(
-        &self,
-        association: u64,
-        path: &Path,
-        display: String,
-        label: String,
-    ) -> StoreOutcome {
-        let source = Source {
-            display,
-            location: SourceLocation::File(path.to_path_buf()),
-        };
-        let options = ImportOptions {
-            jobs: Some(1),
-            ..ImportOptions::default()
-        };
-        let result = self.rt.block_on(import_sources(
-            &self.catalog,
-            &self.blobs,
-            &[label],
-            vec![source],
-            Vec::new(),
-            &options,
-            Arc::new(NoProgress),
-        ));
-        match result {
-            Err(e) => {
-                tracing::error!(
-                    "pacs: association {association}: the catalog or blob store failed: {e}"
-                );
-                StoreOutcome::Failed {
-                    status: status::OUT_OF_RESOURCES,
-                    comment: "catalog or blob store unavailable".into(),
-                }
-            }
-            Ok(s) if s.imported + s.already_present + s.other_encodings >= 1 => {
-                StoreOutcome::Stored
-            }
-            Ok(s) => {
-                let code = s
-                    .problems
-                    .first()
-                    .map(|p| p.reason_code.clone())
-                    .unwrap_or_else(|| "already-quarantined".into());
-                StoreOutcome::Failed {
-                    status: status::CANNOT_UNDERSTAND,
-                    comment: format!("not imported: {code}"),
-                }
-            }
-        }
-    }
-
-    /// De-identify the received file into a folder beside it (removed afterwards), then
-    /// import the de-identified object; the catalog never sees the received one.
-    fn store_deidentified(
-        &self,
-        deid: &Deid,
-        association: u64,
-        path: &Path,
-        origin: &str,
-    ) -> StoreOutcome {
-        let out_dir = path.with_extension("deid");
-        let outcome = radlab_deid::batch::deidentify_file(path, &out_dir, &deid.profile);
-        let result = (|| {
-            if let Some(why) = &outcome.review {
-                tracing::warn!(
-                    "pacs: association {}: routed to review, not imported: {why}",
-                    association
-                );
-                return StoreOutcome::Failed {
-                    status: status::CANNOT_UNDERSTAND,
-                    comment: "not imported: routed to review (burned-in text suspected)".into(),
-                };
-            }
-            let written = outcome.output.as_ref().map(PathBuf::from);
-            let (Some(written), true) = (written, outcome.ok()) else {
-                // Errors and findings name elements and reasons, never values.
-                tracing::warn!(
-                    "pacs: association {}: not de-identified: {}{}",
-                    association,
-                    outcome.error.as_deref().unwrap_or("no output"),
-                    if outcome.findings.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({} verifier finding(s))", outcome.findings.len())
-                    }
-                );
-                return StoreOutcome::Failed {
-                    status: status::CANNOT_UNDERSTAND,
-                    comment: "not imported: de-identification failed".into(),
-                };
-            };
-            // Named by the profile from the new UIDs (or md5 of the old one for the VinDr
-            // presets), never by anything identifying.
-            let name = written
-                .strip_prefix(&out_dir)
-                .unwrap_or(&written)
-                .to_string_lossy()
-                .replace('\\', "/");
-            let display = format!("{origin}/{name}");
-            let label = origin.to_string();
-            let _turn = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            if let (Some(mapping), Some(record)) = (&deid.mapping, &outcome.mapping)
-                && let Err(e) = radlab_deid::mapping::append_mapping(
-                    mapping,
-                    deid.profile.key(),
-                    std::slice::from_ref(record),
-                )
-            {
-                tracing::error!(
-                    "pacs: association {}: cannot append to the mapping: {e}",
-                    association
-                );
-                return StoreOutcome::Failed {
-                    status: status::OUT_OF_RESOURCES,
-                    comment: "cannot write the de-identification mapping".into(),
-                };
-            }
-            self.import(association, &written, display, label)
-        })();
-        let _ = std::fs::remove_dir_all(&out_dir);
-        result
-    }
-
-    /// Import one Part 10 file that came from `origin` (`pacs://AET`, `dicomweb://HOST`),
-    /// catalogued as `origin/name` (`name`: its SOP Instance UID), or de-identified first.
-    pub(crate) fn store_file(
-        &self,
-        association: u64,
-        path: &Path,
-        origin: &str,
-        name: &str,
-    ) -> StoreOutcome {
-        if let Some(deid) = &self.deid {
-            return self.store_deidentified(deid, association, path, origin);
-        }
-        let _turn = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        self.import(
-            association,
-            path,
-            format!("{origin}/{name}"),
-            origin.to_string(),
-        )
-    }
-}
-
-impl StoreHandler for Importer {
-    fn store(&self, object: &ReceivedObject<'_>) -> StoreOutcome {
-        // The catalog's source path names where the object came from, not the staging file.
-        self.store_file(
-            object.association,
-            object.path,
-            &format!("pacs://{}", object.calling_ae_title),
-            object.sop_instance_uid,
-        )
-    }
+    })
 }
 
 /// Query/retrieve over one project of the catalog: C-FIND keys become a QIDO-RS query of
@@ -676,8 +526,9 @@ pub(crate) fn bind(cli: &Cli, settings: &ScpSettings) -> Result<BoundScp> {
             .join(format!(".pacs-staging-{}", std::process::id())),
         idle_timeout: settings.idle_timeout.max(Duration::from_secs(1)),
     };
+    remove_stale_staging(&cli.data_dir);
     // Made before the address is announced, so a sender never races its creation.
-    std::fs::create_dir_all(&config.staging_dir)
+    radlab_net::scp::make_staging_dir(&config.staging_dir)
         .with_context(|| format!("cannot create {}", config.staging_dir.display()))?;
     Ok(BoundScp {
         listener,
@@ -687,13 +538,41 @@ pub(crate) fn bind(cli: &Cli, settings: &ScpSettings) -> Result<BoundScp> {
     })
 }
 
+/// Remove the staging folders of SCP processes that are gone (stopped by a signal, their
+/// half-received objects left behind); a live process's folder is left alone. Linux only
+/// (it asks /proc whether the process lives).
+fn remove_stale_staging(data_dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(".pacs-staging-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The line tests and scripts read for the address.
-pub(crate) fn announce(scp: &BoundScp, deid: Option<&Deid>) -> Result<()> {
+pub(crate) fn announce(scp: &BoundScp, deid: Option<&Deid>, ack: Ack) -> Result<()> {
     use std::io::Write as _;
     println!(
-        "radlab pacs listening on {} as AE {}{}{}",
+        "radlab pacs listening on {} as AE {}{}{}{}",
         scp.address,
         scp.config.ae_title.trim(),
+        match ack {
+            Ack::Queued => ", acknowledging once spooled",
+            Ack::Imported => ", acknowledging once imported",
+        },
         match deid {
             Some(d) => format!(", de-identifying with {}", d.profile.name()),
             None => String::new(),
@@ -711,13 +590,13 @@ pub(crate) fn announce(scp: &BoundScp, deid: Option<&Deid>) -> Result<()> {
 }
 
 /// Start the SCP on its own thread (inside `radlab serve`).
-pub(crate) fn spawn(scp: BoundScp, importer: Arc<Importer>) -> Result<()> {
+pub(crate) fn spawn(scp: BoundScp, handler: Arc<dyn StoreHandler>) -> Result<()> {
     std::thread::Builder::new()
         .name("pacs-listen".into())
         .spawn(move || {
             let staging = scp.config.staging_dir.clone();
             let qr = scp.query_retrieve.map(|(_, qr)| qr);
-            if let Err(e) = radlab_net::serve_with(scp.listener, scp.config, importer, qr) {
+            if let Err(e) = radlab_net::serve_with(scp.listener, scp.config, handler, qr) {
                 tracing::error!("pacs: the DICOM listener stopped: {e}");
                 eprintln!("the DICOM listener stopped: {e}");
             }
@@ -756,11 +635,12 @@ fn listen(cli: &Cli, args: &ListenArgs) -> Result<ExitCode> {
             ),
         ));
     }
+    announce(&scp, deid.as_ref(), args.ack)?;
     let importer = Arc::new(Importer::new(rt.handle().clone(), catalog, blobs, deid));
-    announce(&scp, importer.deid.as_ref())?;
+    let handler = store_handler(cli, args.ack, importer)?;
     let staging_dir = scp.config.staging_dir.clone();
     let qr = scp.query_retrieve.map(|(_, qr)| qr);
-    let result = radlab_net::serve_with(scp.listener, scp.config, importer, qr);
+    let result = radlab_net::serve_with(scp.listener, scp.config, handler, qr);
     let _ = std::fs::remove_dir_all(&staging_dir);
     result?;
     Ok(ExitCode::SUCCESS)

@@ -73,6 +73,9 @@ pub struct ServeArgs {
     /// With --dicom-deid: append the encrypted mapping back to the originals to this file.
     #[arg(long, requires = "dicom_deid")]
     dicom_deid_mapping: Option<std::path::PathBuf>,
+    /// When the DICOM listener answers a C-STORE with Success (as `pacs listen --ack`).
+    #[arg(long, value_enum, default_value = "queued", requires = "dicom_port")]
+    dicom_ack: crate::cmd_pacs::Ack,
     /// Also answer C-FIND and C-MOVE (Study Root Query/Retrieve) on the DICOM port over the
     /// images of this project.
     #[arg(long, value_name = "PROJECT", requires = "dicom_port")]
@@ -143,7 +146,7 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
         tracing::info!(store = blobs.location(), "blob store");
         if let Some(port) = args.dicom_port {
             let deid = match &args.dicom_deid {
-                Some(profile) => Some(crate::cmd_pacs::Deid::new(
+                Some(profile) => Some(crate::cmd_pacs::deid(
                     profile,
                     &args.dicom_deid_options,
                     args.key_file.as_deref(),
@@ -181,14 +184,16 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<ExitCode> {
                     ),
                 ));
             }
-            crate::cmd_pacs::announce(&scp, deid.as_ref())?;
+            crate::cmd_pacs::announce(&scp, deid.as_ref(), args.dicom_ack)?;
             let importer = crate::cmd_pacs::Importer::new(
                 tokio::runtime::Handle::current(),
                 catalog.clone(),
                 blobs.clone(),
                 deid,
             );
-            crate::cmd_pacs::spawn(scp, std::sync::Arc::new(importer))?;
+            let handler =
+                crate::cmd_pacs::store_handler(cli, args.dicom_ack, std::sync::Arc::new(importer))?;
+            crate::cmd_pacs::spawn(scp, handler)?;
         }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

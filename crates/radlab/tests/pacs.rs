@@ -20,6 +20,7 @@ use radlab_dicom::{DicomFile, InstanceInfo};
 struct Scp {
     child: Child,
     port: u16,
+    data: PathBuf,
     log: Option<std::thread::JoinHandle<String>>,
 }
 
@@ -66,12 +67,24 @@ impl Scp {
         Scp {
             child,
             port,
+            data: data.to_path_buf(),
             log: Some(log),
         }
     }
 
-    /// Stop the SCP and return what it logged.
-    fn stop(mut self) -> String {
+    /// Stop the SCP once its spool is drained (everything acknowledged is imported or
+    /// failed) and return what it logged.
+    fn stop(self) -> String {
+        assert!(
+            drained(&self.data),
+            "the spool was not drained: {:?}",
+            spooled(&self.data)
+        );
+        self.kill()
+    }
+
+    /// Stop the SCP at once (a crash, for the spool) and return what it logged.
+    fn kill(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.log.take().unwrap().join().unwrap()
@@ -131,7 +144,38 @@ fn dicom_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Objects waiting in the spool of the SCPs of `data`.
+fn spooled(data: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(data.join("incoming/spool"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Wait (up to two minutes) until nothing waits in the spool: every object the SCP
+/// acknowledged is imported, or in the spool's failed folder.
+fn drained(data: &Path) -> bool {
+    for _ in 0..1200 {
+        if spooled(data).is_empty() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+/// `radlab ls --json` once the spool is drained.
 fn catalog(data: &Path) -> serde_json::Value {
+    assert!(
+        drained(data),
+        "the spool was not drained: {:?}",
+        spooled(data)
+    );
     let out = radlab(&["ls", "--json"], data);
     assert!(out.status.success(), "{}", text(&out));
     serde_json::from_slice(&out.stdout).unwrap()
@@ -311,7 +355,7 @@ fn an_undecodable_object_is_refused_and_nothing_is_stored() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let scp = Scp::start(&data, &[]);
+    let scp = Scp::start(&data, &["--ack", "imported"]);
     let bad = corpus.path("dicom/cxr_edge/pydicom_issue966_dx_chest_pa_corrupt_j2k.dcm");
     let out = scp.tool("storescu", "SENDER", &["+C", "-xv"], &[bad]);
     assert!(
@@ -324,6 +368,47 @@ fn an_undecodable_object_is_refused_and_nothing_is_stored() {
     assert!(common::stored_objects(&data).is_empty());
     let log = scp.stop();
     assert!(log.contains("failed with status 0xC000"), "{log}");
+}
+
+#[test]
+fn an_undecodable_object_acknowledged_from_the_spool_is_quarantined_and_kept() {
+    const TEST: &str = "an_undecodable_object_acknowledged_from_the_spool_is_quarantined_and_kept";
+    let Some(corpus) = tools_and_corpus(TEST) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let scp = Scp::start(&data, &[]);
+    let bad = corpus.path("dicom/cxr_edge/pydicom_issue966_dx_chest_pa_corrupt_j2k.dcm");
+    let good = corpus.path("dicom/cxr_derived/rg1_cr_chest_pa_mono1_rle.dcm");
+    // Acknowledged once spooled: storescu hears Success for both.
+    let out = scp.tool(
+        "storescu",
+        "SENDER",
+        &["+C", "-xv"],
+        std::slice::from_ref(&bad),
+    );
+    assert!(
+        out.status.success() && !text(&out).contains("E: "),
+        "{}",
+        text(&out)
+    );
+    let out = scp.tool("storescu", "SENDER", &["-xr"], &[good]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = catalog(&data);
+    assert_eq!(listing["counts"]["instances"], 1, "{listing}");
+    assert_eq!(listing["counts"]["quarantined"], 1, "{listing}");
+    // The object is kept, byte for byte as received, beside its reason.
+    let failed: Vec<PathBuf> = dicom_files(&data.join("incoming/spool/failed"));
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let (uid, kept) = common::uid_and_pixels(&std::fs::read(&failed[0]).unwrap()).unwrap();
+    let (_, sent) = common::uid_and_pixels(&std::fs::read(&bad).unwrap()).unwrap();
+    assert_eq!(kept, sent);
+    let reason = std::fs::read_to_string(failed[0].with_extension("reason.txt")).unwrap();
+    assert!(!reason.trim().is_empty(), "{reason}");
+    let log = scp.stop();
+    assert!(log.contains("was not imported"), "{log}");
+    assert!(!log.contains(&uid), "{log}");
 }
 
 /// Every file under `dir`, recursively.
@@ -625,6 +710,7 @@ fn the_scp_inside_radlab_serve_feeds_the_same_catalog() {
         "{}",
         text(&out)
     );
+    assert!(drained(&data), "the spool was not drained");
 
     // An administrator sees it at once, through the HTTP API of the same server.
     let r = http(
@@ -924,7 +1010,7 @@ fn a_store_that_cannot_write_answers_a_failure_and_keeps_nothing() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let scp = Scp::start(&data, &[]);
+    let scp = Scp::start(&data, &["--ack", "imported"]);
     let file = corpus.path("dicom/cxr_derived/rg1_cr_chest_pa_mono1_rle.dcm");
     let send = || scp.tool("storescu", "SENDER", &["-xr"], std::slice::from_ref(&file));
     // The staging folder replaced by a plain file (which stops root too): the object
@@ -974,6 +1060,54 @@ fn a_store_that_cannot_write_answers_a_failure_and_keeps_nothing() {
     assert_eq!(catalog(&data)["counts"]["instances"], 1);
     let log = scp.stop();
     assert_eq!(log.matches("failed with status 0xA700").count(), 2, "{log}");
+}
+
+#[test]
+fn a_spooled_object_survives_a_failing_store_and_a_crash_and_is_imported_on_restart() {
+    const TEST: &str =
+        "a_spooled_object_survives_a_failing_store_and_a_crash_and_is_imported_on_restart";
+    let Some(corpus) = tools_and_corpus(TEST) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    // The blob store's folder replaced by a plain file once the SCP runs: every import
+    // fails until it is back.
+    let scp = Scp::start(&data, &[]);
+    let blobs = data.join("blobs");
+    let _ = std::fs::remove_dir_all(&blobs);
+    std::fs::write(&blobs, b"not a folder").unwrap();
+    let files = [
+        corpus.path("dicom/cxr_derived/rg1_cr_chest_pa_mono1_rle.dcm"),
+        corpus.path("dicom/cxr_derived/siim_cr_chest_pa_mono2_rle.dcm"),
+    ];
+    let out = scp.tool("storescu", "SENDER", &["-xr"], &files);
+    assert!(
+        out.status.success() && !text(&out).contains("E: "),
+        "{}",
+        text(&out)
+    );
+    // Acknowledged, kept in the spool while the store fails.
+    assert_eq!(spooled(&data).len(), 2, "{:?}", spooled(&data));
+    // The worker's first try fails, and it waits before the next.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // A crash: the process killed with the objects still spooled.
+    let log = scp.kill();
+    assert!(log.contains("stay spooled"), "{log}");
+    assert_eq!(spooled(&data).len(), 2);
+    std::fs::remove_file(&blobs).unwrap();
+    // Restarted, the SCP imports what was left before anything new arrives.
+    let scp = Scp::start(&data, &[]);
+    let listing = catalog(&data);
+    assert_eq!(listing["counts"]["instances"], 2, "{listing}");
+    assert_eq!(listing["counts"]["quarantined"], 0, "{listing}");
+    let stored = common::stored_objects(&data);
+    for file in &files {
+        let sent = common::uid_and_pixels(&std::fs::read(file).unwrap()).unwrap();
+        assert!(stored.contains(&sent), "pixels changed");
+    }
+    let log = scp.stop();
+    assert!(log.contains("left from an earlier run"), "{log}");
 }
 
 #[test]

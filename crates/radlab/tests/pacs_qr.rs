@@ -1,4 +1,5 @@
-//! `radlab pacs listen --qr-project` as a Study Root query/retrieve provider, driven by
+//! `radlab pacs listen --qr-project` (and `radlab serve --dicom-qr-project`) as a Study Root
+//! query/retrieve provider, driven by
 //! dcmtk's `findscu` and `movescu`, with dcmtk's `storescp` as the move destination: C-FIND at
 //! study, series and image level finds exactly the project's studies, series and instances
 //! (not the catalogued images outside it), with the usual matching keys; C-MOVE of a study
@@ -480,4 +481,47 @@ fn findscu_and_movescu_against_a_project() {
         assert!(!log.contains(&i.sop_instance_uid));
         assert!(!log.contains(&i.study_instance_uid));
     }
+
+    // The same provider inside `radlab serve` (--dicom-qr-project, --dicom-peer): the
+    // project's studies found, a study moved whole.
+    let mut server = common::command()
+        .args(["serve", "--listen", "127.0.0.1:0", "--dicom-port", "0"])
+        .args(["--dicom-aet", "RADLAB", "--dicom-qr-project", "qr"])
+        .args(["--dicom-peer", &peer, "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start radlab serve");
+    let (_, before) = common::serving_address(&mut server);
+    let _server = Killed(server);
+    let line = before
+        .lines()
+        .find(|l| l.starts_with("radlab pacs listening on "))
+        .unwrap_or_else(|| panic!("no DICOM listener in: {before}"));
+    assert!(
+        line.contains("query/retrieve over project qr (1 move destination(s))"),
+        "{line}"
+    );
+    let port: u16 = line["radlab pacs listening on ".len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    let found = findscu(port, "STUDY", &["StudyInstanceUID"], tmp.path());
+    assert_eq!(values(&found, STUDY_UID), project);
+    for entry in std::fs::read_dir(&dest_dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let key = format!("StudyInstanceUID={rg1}");
+    let said = movescu(port, "STORESCP", &["QueryRetrieveLevel=STUDY", &key]);
+    assert!(!said.contains("E: "), "movescu: {said}");
+    let moved = received(&dest_dir);
+    let of_rg1: BTreeSet<String> = instances
+        .iter()
+        .filter(|i| i.study_instance_uid == rg1)
+        .map(|i| i.sop_instance_uid.clone())
+        .collect();
+    assert_eq!(moved.keys().cloned().collect::<BTreeSet<_>>(), of_rg1);
 }

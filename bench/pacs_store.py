@@ -347,8 +347,9 @@ def main():
         "- radlab: `radlab pacs listen --data-dir D` (release build, SQLite catalog, local blob "
         "folder), acknowledging once spooled (the default, `--ack queued`): each object "
         "staged, synced, renamed into the spool folder and the folder synced, then "
-        "acknowledged; a worker thread then imports the spool in batches (parse, decode "
-        "every frame, hash, blob, catalogue) on both cores while objects keep arriving.",
+        "acknowledged; a worker thread imports the spool in batches (parse, decode "
+        "every frame, hash, blob, catalogue) on both cores once arrivals pause for 300 ms "
+        "(or after 10 s of continuous arrivals), at a lower CPU priority (nice 10).",
         "- radlab --deid: the same with `--deid annex-e-basic --key-file K`: the worker "
         "de-identifies and verifies each object before the import.",
         "- radlab --ack imported, radlab --deid --ack imported: acknowledging each object "

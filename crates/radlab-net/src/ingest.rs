@@ -20,7 +20,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use radlab_deid::Profile;
 use radlab_store::import::{Source, SourceLocation, import_sources};
@@ -296,6 +296,10 @@ impl StoreHandler for Importer {
 
 /// Objects per batch the spool's worker imports at once.
 const SPOOL_BATCH: usize = 64;
+/// The pause in arrivals the spool's worker waits for before it imports.
+const QUIET: Duration = Duration::from_millis(300);
+/// The longest the worker waits for such a pause; then it imports until the spool is empty.
+const MAX_DEFER: Duration = Duration::from_secs(10);
 
 /// A durable queue of received objects in a folder, drained into an [`Importer`] by one
 /// worker thread; the storage SCP's handler when it acknowledges on receipt.
@@ -311,6 +315,8 @@ pub struct Spool {
     wake: (Mutex<bool>, Condvar),
     /// Batches imported (or failed) since the spool opened, for tests and logs.
     state: Mutex<SpoolState>,
+    /// When the last object was spooled.
+    last_arrival: Mutex<Option<Instant>>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +340,7 @@ impl Spool {
             sequence: AtomicU64::new(0),
             wake: (Mutex::new(false), Condvar::new()),
             state: Mutex::new(SpoolState::default()),
+            last_arrival: Mutex::new(None),
         }))
     }
 
@@ -372,6 +379,7 @@ impl Spool {
     }
 
     fn run(&self) {
+        lower_priority();
         // One process drains the folder at a time; the others only spool into it.
         let lock = match File::create(self.dir.join(".lock")) {
             Ok(f) => f,
@@ -408,8 +416,34 @@ impl Spool {
             );
         }
         let mut backoff = Duration::from_secs(1);
+        // While objects keep arriving, the import waits (receiving and importing on the same
+        // cores and disk would slow both): until arrivals pause for QUIET, or for at most
+        // MAX_DEFER, after which it catches up without waiting until the spool is empty.
+        let mut deferred: Option<Instant> = None;
+        let mut catching_up = false;
         loop {
-            let batch: Vec<PathBuf> = self.waiting().into_iter().take(SPOOL_BATCH).collect();
+            let waiting = self.waiting();
+            if waiting.is_empty() {
+                catching_up = false;
+            } else if !catching_up {
+                let since = self
+                    .last_arrival
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .map(|t| t.elapsed());
+                let started = *deferred.get_or_insert_with(Instant::now);
+                match since {
+                    Some(since) if since < QUIET && started.elapsed() < MAX_DEFER => {
+                        std::thread::sleep(QUIET - since);
+                        continue;
+                    }
+                    _ => {
+                        catching_up = started.elapsed() >= MAX_DEFER;
+                        deferred = None;
+                    }
+                }
+            }
+            let batch: Vec<PathBuf> = waiting.into_iter().take(SPOOL_BATCH).collect();
             if batch.is_empty() {
                 let (flag, cv) = &self.wake;
                 let mut woken = flag.lock().unwrap_or_else(|e| e.into_inner());
@@ -534,6 +568,7 @@ impl Spool {
         let to = self.dir.join(name);
         std::fs::rename(path, &to)?;
         sync_dir(&self.dir)?;
+        *self.last_arrival.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         self.wake();
         Ok(())
     }
@@ -580,6 +615,19 @@ fn spooled(path: &Path) -> Incoming {
         path: path.to_path_buf(),
         origin: format!("pacs://{aet}"),
         name: if uid.is_empty() { stem } else { uid },
+    }
+}
+
+/// Give the calling thread (and the threads it starts: the import's decoders) a lower
+/// scheduling priority (nice 10) than the associations receiving objects, so a burst of
+/// arrivals is acknowledged at disk speed while the spool is imported behind it. Linux only
+/// (elsewhere a no-op): there `setpriority(PRIO_PROCESS, 0, ..)` applies to the calling
+/// thread, and new threads inherit it.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority takes plain integers and touches no memory of ours.
+    unsafe {
+        let _ = libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
 }
 

@@ -817,12 +817,10 @@ impl Session<'_> {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!("pacs: association {id}: C-FIND: {e}");
-                return answer(
-                    assoc,
-                    status::UNABLE_TO_PROCESS,
-                    Some("unable to process: the catalog failed"),
-                    None,
-                );
+                // The provider's first phrase ("the catalog failed", "too many values...");
+                // what follows it may quote the database.
+                let why = format!("unable to process: {}", e.split(':').next().unwrap_or(""));
+                return answer(assoc, status::UNABLE_TO_PROCESS, Some(&why), None);
             }
         };
         let mut answered = 0u64;
@@ -915,13 +913,10 @@ impl Session<'_> {
             Ok(i) => i,
             Err(e) => {
                 tracing::error!("pacs: association {id}: C-MOVE: {e}");
-                return answer(
-                    assoc,
-                    status::UNABLE_TO_PROCESS,
-                    Some("unable to process: the catalog failed"),
-                    None,
-                    None,
-                );
+                // The provider's first phrase ("the catalog failed", "too many values...");
+                // what follows it may quote the database.
+                let why = format!("unable to process: {}", e.split(':').next().unwrap_or(""));
+                return answer(assoc, status::UNABLE_TO_PROCESS, Some(&why), None, None);
             }
         };
         let total = instances.len();

@@ -450,7 +450,7 @@ impl Client {
             .unwrap_or("")
             .to_string();
         let boundary = multipart_boundary(&content_type).map_err(|why| self.answer(&what, why))?;
-        std::fs::create_dir_all(dir).map_err(|source| WebError::Io {
+        crate::scp::make_staging_dir(dir).map_err(|source| WebError::Io {
             path: dir.to_path_buf(),
             source,
         })?;

@@ -1,5 +1,5 @@
 //! DIMSE command sets (PS3.7 section 9 and annex E): group 0000 elements, always in
-//! Implicit VR Little Endian. What the storage SCP and the SCU (echo, find, move) need is
+//! Implicit VR Little Endian. What the storage SCP and the SCU (echo, find, move, get) need is
 //! read and written; [`encode_identifier`] and [`parse_identifier`] handle the flat
 //! Implicit VR Little Endian identifiers of C-FIND and C-MOVE.
 
@@ -13,6 +13,8 @@ pub mod command {
     pub const C_FIND_RSP: u16 = 0x8020;
     pub const C_MOVE_RQ: u16 = 0x0021;
     pub const C_MOVE_RSP: u16 = 0x8021;
+    pub const C_GET_RQ: u16 = 0x0010;
+    pub const C_GET_RSP: u16 = 0x8010;
     /// C-CANCEL-RQ: has no response.
     pub const C_CANCEL_RQ: u16 = 0x0FFF;
 }
@@ -202,7 +204,7 @@ pub fn encode_response(r: &Response<'_>) -> Vec<u8> {
     out
 }
 
-/// A request command set: C-ECHO-RQ, C-FIND-RQ, C-MOVE-RQ or C-STORE-RQ.
+/// A request command set: C-ECHO-RQ, C-FIND-RQ, C-MOVE-RQ, C-GET-RQ or C-STORE-RQ.
 #[derive(Debug, Clone, Default)]
 pub struct Request<'a> {
     pub command_field: u16,

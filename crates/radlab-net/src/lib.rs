@@ -13,8 +13,10 @@
 //! provider (one project of the catalog), and C-MOVE sub-operations sent to known peers by
 //! the C-STORE SCU of [`scu::StoreScu`].
 //!
-//! The SCU side ([`scu`]): C-ECHO, C-FIND (Study Root, study and series level) and C-MOVE of
-//! a study to an AE title (our own SCP, for `radlab pacs move`).
+//! The SCU side ([`scu`]): C-ECHO, C-FIND (Study Root, study and series level), C-MOVE of
+//! a study to an AE title (our own SCP, for `radlab pacs move`) and C-GET of a study, its
+//! objects received on the same association (`radlab pacs get`). The resumable retrieval
+//! job of `move` and `get` ([`job`]): the studies, what became of each, retries.
 //!
 //! The DICOMweb client ([`dicomweb_client`]): QIDO-RS search for studies and WADO-RS
 //! retrieve of a study into Part 10 files (`multipart/related` parsed as it streams), with
@@ -23,6 +25,7 @@
 pub mod dicomweb_client;
 pub mod dimse;
 pub mod ingest;
+pub mod job;
 pub mod qr;
 pub mod scp;
 pub mod scu;

@@ -291,22 +291,145 @@ fn reject_busy(mut stream: TcpStream) {
     }
 }
 
-/// A C-STORE whose data set is arriving.
-struct Pending {
-    pc_id: u8,
-    command: Command,
-    transfer_syntax: String,
+/// A C-STORE whose data set is arriving: that of a peer storing to our SCP, or a C-GET
+/// sub-operation on an association we requested (`scu::get_study`).
+pub(crate) struct Pending {
+    pub(crate) pc_id: u8,
+    pub(crate) command: Command,
+    pub(crate) transfer_syntax: String,
     partial: PathBuf,
     /// `None` once writing failed (the rest of the data set is read and dropped).
     file: Option<BufWriter<File>>,
     failure: Option<(u16, String)>,
-    bytes: u64,
+    pub(crate) bytes: u64,
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
         self.file = None;
         let _ = std::fs::remove_file(&self.partial);
+    }
+}
+
+impl Pending {
+    /// Start receiving the data set of a C-STORE-RQ that arrived on a presentation context
+    /// of `abstract_syntax` and `transfer_syntax`: the SOP class is checked against the
+    /// context's, and `partial` is created with a preamble and a file meta group naming
+    /// `calling` as Source Application Entity Title. A failure is kept for the response; the
+    /// rest of the data set is then read and dropped.
+    pub(crate) fn start(
+        pc_id: u8,
+        command: Command,
+        abstract_syntax: &str,
+        transfer_syntax: &str,
+        partial: PathBuf,
+        calling: &str,
+    ) -> Pending {
+        let mut pending = Pending {
+            pc_id,
+            command,
+            transfer_syntax: transfer_syntax.to_string(),
+            partial,
+            file: None,
+            failure: None,
+            bytes: 0,
+        };
+        if pending.command.affected_sop_class_uid != abstract_syntax {
+            pending.failure = Some((
+                status::DATA_SET_MISMATCH,
+                "SOP class differs from the presentation context".into(),
+            ));
+        } else {
+            match start_file(&pending, calling) {
+                Ok(file) => pending.file = Some(file),
+                Err(e) => {
+                    pending.failure = Some((
+                        status::OUT_OF_RESOURCES,
+                        format!("cannot write the object: {e}"),
+                    ))
+                }
+            }
+        }
+        pending
+    }
+
+    /// Append one fragment of the data set, exactly as received.
+    pub(crate) fn write(&mut self, data: &[u8]) {
+        self.bytes += data.len() as u64;
+        if let Some(file) = self.file.as_mut()
+            && let Err(e) = file.write_all(data)
+        {
+            self.file = None;
+            self.failure = Some((
+                status::OUT_OF_RESOURCES,
+                format!("cannot write the object: {}", e.kind()),
+            ));
+        }
+    }
+
+    /// The last fragment is in: the file synced and renamed to `done`, handed to `handler`
+    /// (a panic becomes a failure), and removed whatever it answered. What became of it.
+    pub(crate) fn finish(
+        &mut self,
+        done: &Path,
+        handler: &dyn StoreHandler,
+        calling: &str,
+        association: u64,
+    ) -> StoreOutcome {
+        if let Some((status, comment)) = self.failure.take() {
+            return StoreOutcome::Failed { status, comment };
+        }
+        if let Err(e) = self.complete_file(done) {
+            return StoreOutcome::Failed {
+                status: status::OUT_OF_RESOURCES,
+                comment: format!("cannot write the object: {e}"),
+            };
+        }
+        let object = ReceivedObject {
+            path: done,
+            calling_ae_title: calling,
+            association,
+            sop_class_uid: &self.command.affected_sop_class_uid,
+            sop_instance_uid: &self.command.affected_sop_instance_uid,
+            transfer_syntax_uid: &self.transfer_syntax,
+            data_set_bytes: self.bytes,
+        };
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.store(&object)))
+                .unwrap_or_else(|_| StoreOutcome::Failed {
+                    status: status::CANNOT_UNDERSTAND,
+                    comment: "internal error while importing".into(),
+                });
+        let _ = std::fs::remove_file(done);
+        outcome
+    }
+
+    /// Flush and sync the partial file and rename it to its complete name.
+    fn complete_file(&mut self, done: &Path) -> std::io::Result<()> {
+        let Some(file) = self.file.take() else {
+            return Err(std::io::Error::other("no file"));
+        };
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&self.partial, done)
+    }
+
+    /// The C-STORE-RSP saying `outcome`.
+    pub(crate) fn response<'a>(&'a self, outcome: &'a StoreOutcome) -> Response<'a> {
+        let (status, comment) = match outcome {
+            StoreOutcome::Stored => (status::SUCCESS, None),
+            StoreOutcome::Failed { status, comment } => (*status, Some(comment.as_str())),
+        };
+        Response {
+            command_field: command::C_STORE_RSP,
+            message_id_responded: self.command.message_id,
+            affected_sop_class_uid: &self.command.affected_sop_class_uid,
+            affected_sop_instance_uid: Some(&self.command.affected_sop_instance_uid),
+            status,
+            error_comment: comment,
+            ..Default::default()
+        }
     }
 }
 
@@ -529,16 +652,7 @@ impl Session<'_> {
                     if pending.pc_id != value.presentation_context_id {
                         return Err("a data set changed presentation context".into());
                     }
-                    pending.bytes += value.data.len() as u64;
-                    if let Some(file) = pending.file.as_mut()
-                        && let Err(e) = file.write_all(&value.data)
-                    {
-                        pending.file = None;
-                        pending.failure = Some((
-                            status::OUT_OF_RESOURCES,
-                            format!("cannot write the object: {}", e.kind()),
-                        ));
-                    }
+                    pending.write(&value.data);
                     if value.is_last {
                         let pending = self.pending.take().expect("checked above");
                         self.finish_store(assoc, pending)?;
@@ -583,32 +697,14 @@ impl Session<'_> {
                     .config
                     .staging_dir
                     .join(format!(".partial-{}-{n}.dcm", self.id));
-                let mut pending = Pending {
+                self.pending = Some(Pending::start(
                     pc_id,
-                    command: cmd,
-                    transfer_syntax: transfer_syntax.clone(),
+                    cmd,
+                    abstract_syntax,
+                    transfer_syntax,
                     partial,
-                    file: None,
-                    failure: None,
-                    bytes: 0,
-                };
-                if pending.command.affected_sop_class_uid != *abstract_syntax {
-                    pending.failure = Some((
-                        status::DATA_SET_MISMATCH,
-                        "SOP class differs from the presentation context".into(),
-                    ));
-                } else {
-                    match start_file(&pending, self.calling) {
-                        Ok(file) => pending.file = Some(file),
-                        Err(e) => {
-                            pending.failure = Some((
-                                status::OUT_OF_RESOURCES,
-                                format!("cannot write the object: {e}"),
-                            ))
-                        }
-                    }
-                }
-                self.pending = Some(pending);
+                    self.calling,
+                ));
                 Ok(())
             }
             // Each on its own model's context: a C-FIND on the MOVE context (or the reverse)
@@ -664,36 +760,9 @@ impl Session<'_> {
         mut pending: Pending,
     ) -> Result<(), String> {
         let n = self.objects;
-        let outcome = match pending.failure.take() {
-            Some((status, comment)) => StoreOutcome::Failed { status, comment },
-            None => match self.complete_file(&mut pending) {
-                Err(e) => StoreOutcome::Failed {
-                    status: status::OUT_OF_RESOURCES,
-                    comment: format!("cannot write the object: {e}"),
-                },
-                Ok(path) => {
-                    let object = ReceivedObject {
-                        path: &path,
-                        calling_ae_title: self.calling,
-                        association: self.id,
-                        sop_class_uid: &pending.command.affected_sop_class_uid,
-                        sop_instance_uid: &pending.command.affected_sop_instance_uid,
-                        transfer_syntax_uid: &pending.transfer_syntax,
-                        data_set_bytes: pending.bytes,
-                    };
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        self.handler.store(&object)
-                    }))
-                    .unwrap_or_else(|_| StoreOutcome::Failed {
-                        status: status::CANNOT_UNDERSTAND,
-                        comment: "internal error while importing".into(),
-                    });
-                    let _ = std::fs::remove_file(&path);
-                    outcome
-                }
-            },
-        };
-        let (code, comment) = match &outcome {
+        let done = self.config.staging_dir.join(format!("{}-{n}.dcm", self.id));
+        let outcome = pending.finish(&done, self.handler, self.calling, self.id);
+        match &outcome {
             StoreOutcome::Stored => {
                 self.stored += 1;
                 tracing::info!(
@@ -702,7 +771,6 @@ impl Session<'_> {
                     pending.bytes,
                     pending.transfer_syntax
                 );
-                (status::SUCCESS, None)
             }
             StoreOutcome::Failed { status, comment } => {
                 self.failed += 1;
@@ -710,38 +778,9 @@ impl Session<'_> {
                     "pacs: association {} object {n}: failed with status 0x{status:04X}: {comment}",
                     self.id
                 );
-                (*status, Some(comment.as_str()))
             }
-        };
-        respond(
-            assoc,
-            pending.pc_id,
-            &Response {
-                command_field: command::C_STORE_RSP,
-                message_id_responded: pending.command.message_id,
-                affected_sop_class_uid: &pending.command.affected_sop_class_uid,
-                affected_sop_instance_uid: Some(&pending.command.affected_sop_instance_uid),
-                status: code,
-                error_comment: comment,
-                ..Default::default()
-            },
-        )
-    }
-
-    /// Flush and sync the partial file and rename it to its complete name.
-    fn complete_file(&self, pending: &mut Pending) -> std::io::Result<PathBuf> {
-        let Some(file) = pending.file.take() else {
-            return Err(std::io::Error::other("no file"));
-        };
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        let done = self
-            .config
-            .staging_dir
-            .join(format!("{}-{}.dcm", self.id, self.objects));
-        std::fs::rename(&pending.partial, &done)?;
-        Ok(done)
+        }
+        respond(assoc, pending.pc_id, &pending.response(&outcome))
     }
 }
 

@@ -645,12 +645,14 @@ pub fn free_port() -> u16 {
     free_ports(1)[0]
 }
 
-/// A remote DICOM node for Orthanc's `DicomModalities`: AE title, host, port.
+/// A remote DICOM node for Orthanc's `DicomModalities`: AE title, host, port, and whether
+/// Orthanc answers its C-GET requests (`AllowGet`; every other command is allowed).
 #[derive(Debug, Clone)]
 pub struct Modality {
     pub aet: String,
     pub host: String,
     pub port: u16,
+    pub allow_get: bool,
 }
 
 impl Modality {
@@ -659,13 +661,23 @@ impl Modality {
             aet: aet.into(),
             host: host.into(),
             port,
+            allow_get: true,
+        }
+    }
+
+    /// The same node, with its C-GET requests refused (`"AllowGet": false`).
+    pub fn without_get(self) -> Modality {
+        Modality {
+            allow_get: false,
+            ..self
         }
     }
 }
 
 /// An Orthanc (Debian package `orthanc`) started for one test on free loopback ports with a
 /// storage folder of its own, AE title `ORTHANC`, the given `DicomModalities` (so that it
-/// can C-MOVE to them and accepts their C-FIND and C-MOVE), no plugins, no authentication
+/// can C-MOVE to them and accepts their C-FIND, C-MOVE and, unless
+/// [`Modality::without_get`], C-GET), no plugins, no authentication
 /// (both can be turned on with [`orthanc_with`]); stopped when dropped.
 pub struct Orthanc {
     child: Option<std::process::Child>,
@@ -907,7 +919,8 @@ pub fn orthanc_with(
             .map(|m| {
                 (
                     m.aet.clone(),
-                    serde_json::json!({"AET": m.aet, "Host": m.host, "Port": m.port}),
+                    serde_json::json!({"AET": m.aet, "Host": m.host, "Port": m.port,
+                        "AllowGet": m.allow_get}),
                 )
             })
             .collect();

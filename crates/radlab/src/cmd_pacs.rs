@@ -3,11 +3,12 @@
 //! `--deid` exactly as `radlab import --deid` does. `radlab serve --dicom-port` runs the same
 //! SCP beside the HTTP server (`bind`, `spawn`).
 //!
-//! The SCU commands: `radlab pacs echo` (C-ECHO), `find` (C-FIND, Study Root) and `move`
+//! The SCU commands: `radlab pacs echo` (C-ECHO), `find` (C-FIND, Study Root), `move`
 //! (C-MOVE of studies to the storage SCP this command runs for the duration, through the same
-//! `Importer`), with a resumable retrieval job file; `web-find` (QIDO-RS) and `web-retrieve`
-//! (WADO-RS, imported through the same `Importer`, with the same kind of job file) against a
-//! DICOMweb server.
+//! `Importer`) and `get` (C-GET, the objects coming back on the same association, through the
+//! same `Importer`), with a resumable retrieval job file (`radlab_net::job`); `web-find`
+//! (QIDO-RS) and `web-retrieve` (WADO-RS, imported through the same `Importer`, with the same
+//! kind of job file) against a DICOMweb server.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use radlab_net::dimse::status;
 use radlab_net::{ReceivedObject, ScpConfig, StoreHandler, StoreOutcome};
 use radlab_store::{BlobStore, Catalog, QidoQuery, Visibility};
 
+use radlab_net::job::{JobPeer, JobStudy, Operation, PacsJob, Retries, StudyState, save_json};
 use radlab_net::scu::{self, Identifier, Peer};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +48,10 @@ enum PacsCommand {
     /// importing each object as `pacs listen` does; a job file records what arrived, so a
     /// run can be resumed.
     Move(Box<MoveArgs>),
+    /// Retrieve studies from a PACS by C-GET (the objects come back on the same association:
+    /// no port to open, no AE title for the PACS to know beyond ours), importing each object
+    /// as `pacs listen` does, with the resumable job file of `move`.
+    Get(Box<GetArgs>),
     /// Search a DICOMweb server for studies (QIDO-RS), with the filters of `find`.
     WebFind(WebFindArgs),
     /// Retrieve studies from a DICOMweb server (WADO-RS) and import each object as `pacs
@@ -83,9 +89,34 @@ pub struct JobArgs {
 }
 
 impl JobArgs {
-    /// Seconds to wait before attempt `attempt` (0-based; called from the second on).
-    fn delay_before(&self, attempt: u32) -> f64 {
-        (self.retry_delay.max(0.0) * 2f64.powi(attempt as i32 - 1)).min(60.0)
+    fn retries(&self) -> Retries {
+        Retries {
+            attempts: self.attempts,
+            retry_delay: self.retry_delay,
+        }
+    }
+
+    /// `--resume` takes the studies of the job file and nothing else that names studies.
+    fn check_resume(&self, query: &QueryArgs) -> Result<()> {
+        if !self.studies.is_empty() || self.from_find.is_some() || query.any() {
+            bail!(
+                "--resume takes the studies of the job file; leave out --study, --from-find and query options"
+            );
+        }
+        Ok(())
+    }
+
+    /// The job file's path: `--job`, or `DATA/pacs-jobs/OPERATION-TIME-PID.json`.
+    fn job_path(&self, cli: &Cli, operation: &str) -> PathBuf {
+        self.job.clone().unwrap_or_else(|| {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            cli.data_dir
+                .join("pacs-jobs")
+                .join(format!("{operation}-{secs}-{}.json", std::process::id()))
+        })
     }
 }
 
@@ -174,7 +205,8 @@ pub fn pacs(cli: &Cli, args: &PacsArgs) -> Result<ExitCode> {
         PacsCommand::Listen(a) => listen(cli, a),
         PacsCommand::Echo(a) => echo(a),
         PacsCommand::Find(a) => find(a),
-        PacsCommand::Move(a) => move_studies(cli, a),
+        PacsCommand::Move(a) => retrieve(cli, &a.common, Retrieval::Move(a)),
+        PacsCommand::Get(a) => retrieve(cli, &a.common, Retrieval::Get(a)),
         PacsCommand::WebFind(a) => web_find(a),
         PacsCommand::WebRetrieve(a) => web_retrieve(cli, a),
     }
@@ -776,18 +808,27 @@ pub struct FindArgs {
     json: bool,
 }
 
+/// The options `move` and `get` share: the PACS, what to retrieve and how, de-identification.
 #[derive(Args, Debug)]
-pub struct MoveArgs {
+pub struct RetrieveArgs {
     #[command(flatten)]
     peer: PeerArgs,
     #[command(flatten)]
     query: QueryArgs,
+    #[command(flatten)]
+    run: JobArgs,
+    #[command(flatten)]
+    deid: DeidArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct MoveArgs {
+    #[command(flatten)]
+    common: RetrieveArgs,
     /// Move Destination: the AE title of the storage SCP this command runs (the PACS must
     /// know it with our host and --listen-port).
     #[arg(long, default_value = "RADLAB")]
     dest: String,
-    #[command(flatten)]
-    run: JobArgs,
     /// Port of our storage SCP (the one the PACS has for --dest).
     #[arg(long, default_value_t = 11112)]
     listen_port: u16,
@@ -797,8 +838,17 @@ pub struct MoveArgs {
     /// Calling AE titles our SCP accepts (repeatable; default: the PACS's, --aec).
     #[arg(long = "allow-calling", value_name = "AET", num_args = 1..)]
     allow_calling: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct GetArgs {
     #[command(flatten)]
-    deid: DeidArgs,
+    common: RetrieveArgs,
+    /// Also propose this storage SOP class (repeatable; by default the radiograph classes:
+    /// CR, DX, MG, intra-oral, Secondary Capture and its multi-frame variants). Kept in the
+    /// job file for `--resume`.
+    #[arg(long = "sop-class", value_name = "UID", num_args = 1..)]
+    sop_classes: Vec<String>,
 }
 
 mod tag {
@@ -1065,96 +1115,6 @@ fn find(args: &FindArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The PACS of a job (so that `--resume` needs no connection options).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct JobPeer {
-    host: String,
-    port: u16,
-    aec: String,
-    aet: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum StudyState {
-    Pending,
-    Done,
-    Failed,
-}
-
-/// One study of a retrieval job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct JobStudy {
-    study_instance_uid: String,
-    state: StudyState,
-    /// Instances the PACS says the study has (C-FIND), when it said.
-    expected: Option<u32>,
-    /// Instances stored by our SCP during the last move of the study.
-    arrived: u32,
-    /// Moves tried, over all runs.
-    attempts: u32,
-    /// Why the last attempt failed.
-    failure: Option<String>,
-}
-
-/// A retrieval job file: what to fetch, from where, and what became of each study.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Job {
-    version: u32,
-    operation: String,
-    pacs: JobPeer,
-    destination: String,
-    studies: Vec<JobStudy>,
-}
-
-impl Job {
-    fn load(path: &Path) -> Result<Job> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let job: Job = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{} is not a retrieval job file", path.display()))?;
-        if job.version != 1 || job.operation != "move" {
-            bail!(
-                "{}: a job of version 1 and operation move is expected",
-                path.display()
-            );
-        }
-        Ok(job)
-    }
-
-    /// Written to a temporary file beside it, then renamed: a crash leaves the old or the
-    /// new job, never half of one.
-    fn save(&self, path: &Path) -> Result<()> {
-        save_json(self, path)
-    }
-
-    fn count(&self, state: StudyState) -> usize {
-        self.studies.iter().filter(|s| s.state == state).count()
-    }
-}
-
-/// Written to a temporary file beside `path`, then renamed.
-fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
-/// Studies of a new job: the given UIDs, a `find --json` file, or a C-FIND.
-fn job_studies(peer: &Peer, args: &MoveArgs) -> Result<Vec<(String, Option<u32>)>> {
-    chosen_studies(
-        &args.run.studies,
-        args.run.from_find.as_deref(),
-        &args.query,
-        || find_studies(peer, &args.query, false),
-    )
-}
-
 /// What to retrieve: `--study` UIDs, a `find --json` (or `web-find --json`) file, or the
 /// studies `search` finds for the query options; exactly one of them. Each study with the
 /// instance count the list gave, duplicates dropped.
@@ -1244,58 +1204,81 @@ impl StoreHandler for Counting {
     }
 }
 
-fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
+/// The operation of `retrieve`, with its own options.
+enum Retrieval<'a> {
+    Move(&'a MoveArgs),
+    Get(&'a GetArgs),
+}
+
+/// How objects reach the importer during a run.
+enum Transport {
+    /// Our storage SCP runs on its own thread; the PACS sends to it.
+    Move { destination: String },
+    /// Objects come back on the C-GET association, on these storage contexts.
+    Get {
+        contexts: Vec<(String, Vec<String>)>,
+    },
+}
+
+/// `radlab pacs move` and `get`: the job (new or resumed), the dry run, then each study
+/// retrieved by C-MOVE to our SCP or by C-GET, imported through the same `Importer`, with
+/// the job saved after every attempt.
+fn retrieve(cli: &Cli, args: &RetrieveArgs, retrieval: Retrieval<'_>) -> Result<ExitCode> {
+    let operation = match retrieval {
+        Retrieval::Move(_) => Operation::Move,
+        Retrieval::Get(_) => Operation::Get,
+    };
     let (mut job, job_path) = match &args.run.resume {
         Some(path) => {
-            if !args.run.studies.is_empty() || args.run.from_find.is_some() || args.query.any() {
-                bail!(
-                    "--resume takes the studies of the job file; leave out --study, --from-find and query options"
-                );
-            }
-            (Job::load(path)?, path.clone())
+            args.run.check_resume(&args.query)?;
+            (PacsJob::load(path, operation)?, path.clone())
         }
         None => {
             let peer = args.peer.peer(None)?;
-            let studies = job_studies(&peer, args)?;
-            let job = Job {
-                version: 1,
-                operation: "move".into(),
-                pacs: JobPeer {
-                    host: peer.host.clone(),
-                    port: peer.port,
-                    aec: peer.called_ae_title.clone(),
-                    aet: peer.calling_ae_title.clone(),
-                },
-                destination: args.dest.clone(),
-                studies: studies
-                    .into_iter()
-                    .map(|(uid, expected)| JobStudy {
-                        study_instance_uid: uid,
-                        state: StudyState::Pending,
-                        expected,
-                        arrived: 0,
-                        attempts: 0,
-                        failure: None,
-                    })
-                    .collect(),
+            let studies = chosen_studies(
+                &args.run.studies,
+                args.run.from_find.as_deref(),
+                &args.query,
+                || find_studies(&peer, &args.query, false),
+            )?;
+            let pacs = JobPeer {
+                host: peer.host.clone(),
+                port: peer.port,
+                aec: peer.called_ae_title.clone(),
+                aet: peer.calling_ae_title.clone(),
             };
-            let path = args.run.job.clone().unwrap_or_else(|| {
-                let secs = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default();
-                cli.data_dir
-                    .join("pacs-jobs")
-                    .join(format!("move-{secs}-{}.json", std::process::id()))
-            });
-            (job, path)
+            let destination = match retrieval {
+                Retrieval::Move(m) => Some(m.dest.clone()),
+                Retrieval::Get(_) => None,
+            };
+            let job = PacsJob::new(operation, pacs, destination, studies);
+            (job, args.run.job_path(cli, operation.name()))
         }
     };
     let peer = args.peer.peer(Some(&job.pacs))?;
-    radlab_net::scp::check_ae_title(&job.destination)?;
-    let todo: Vec<usize> = (0..job.studies.len())
-        .filter(|&i| job.studies[i].state != StudyState::Done)
-        .collect();
+    let transport = match retrieval {
+        Retrieval::Move(_) => {
+            let destination = job.destination.clone().unwrap_or_default();
+            radlab_net::scp::check_ae_title(&destination)?;
+            Transport::Move { destination }
+        }
+        Retrieval::Get(g) => {
+            for class in &g.sop_classes {
+                if !job.sop_classes.contains(class) {
+                    job.sop_classes.push(class.clone());
+                }
+            }
+            let classes: Vec<String> = scu::RADIOGRAPH_STORAGE_CLASSES
+                .iter()
+                .map(|c| c.to_string())
+                .chain(job.sop_classes.iter().cloned())
+                .collect();
+            let contexts = scu::get_storage_contexts(&classes)
+                .map_err(|e| anyhow::anyhow!("--sop-class: {e}"))?;
+            Transport::Get { contexts }
+        }
+    };
+    let todo = job.todo();
 
     if args.run.dry_run {
         let mut instances = 0u32;
@@ -1333,10 +1316,91 @@ fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    // Our storage SCP, for the duration, through the same import path as `pacs listen`.
     let deid = args.deid.build()?;
     let rt = crate::cmd_import::runtime()?;
     let (catalog, blobs) = rt.block_on(crate::cmd_import::stores(cli))?;
+    let counter = Arc::new(Counting {
+        inner: Arc::new(Importer::new(rt.handle().clone(), catalog, blobs, deid)),
+        stored: Default::default(),
+    });
+    let staging = match (&transport, &retrieval) {
+        (Transport::Move { destination }, Retrieval::Move(m)) => {
+            start_move_scp(cli, m, &peer, destination, counter.clone())?
+        }
+        _ => cli
+            .data_dir
+            .join(format!(".pacs-get-staging-{}", std::process::id())),
+    };
+
+    let attempts = args.run.attempts;
+    let summary = radlab_net::job::run(
+        &mut job,
+        &job_path,
+        args.run.retries(),
+        &mut |study| {
+            let uid = study.study_instance_uid.clone();
+            if study.expected.is_none() {
+                study.expected = expected_instances(&peer, &uid);
+            }
+            let before = counter.stored.load(std::sync::atomic::Ordering::SeqCst);
+            let result = match &transport {
+                Transport::Move { destination } => {
+                    scu::move_study(&peer, destination, &uid, &mut |_, _, _| {})
+                }
+                Transport::Get { contexts } => scu::get_study(
+                    &peer,
+                    &uid,
+                    contexts,
+                    &staging,
+                    counter.as_ref(),
+                    &mut |remaining, completed, failed, warning| {
+                        tracing::debug!(
+                            "pacs: C-GET: {remaining} remaining, {completed} completed, {failed} failed, {warning} warning"
+                        )
+                    },
+                ),
+            };
+            study.arrived = counter
+                .stored
+                .load(std::sync::atomic::Ordering::SeqCst)
+                .saturating_sub(before);
+            radlab_net::job::verdict(operation, &result, study.arrived, study.expected)
+        },
+        &mut |study, n, of, attempt| match &study.failure {
+            None => println!("study {n}/{of}: done, {} instance(s)", study.arrived),
+            Some(why) => eprintln!(
+                "study {n}/{of}: attempt {} of {attempts} failed: {why}",
+                attempt + 1
+            ),
+        },
+    );
+    let _ = std::fs::remove_dir_all(&staging);
+    let summary = summary?;
+    let failed = job.count(StudyState::Failed);
+    println!(
+        "retrieved {} of {} studies this run ({} instances); {} done, {failed} failed in all; job: {}",
+        summary.done,
+        todo.len(),
+        summary.instances,
+        job.count(StudyState::Done),
+        job_path.display()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Our storage SCP for a move, on its own thread for the rest of the run, importing through
+/// `handler`; its staging folder.
+fn start_move_scp(
+    cli: &Cli,
+    args: &MoveArgs,
+    peer: &Peer,
+    destination: &str,
+    handler: Arc<Counting>,
+) -> Result<PathBuf> {
     let allow_calling = if args.allow_calling.is_empty() {
         vec![peer.called_ae_title.trim().to_string()]
     } else {
@@ -1345,7 +1409,7 @@ fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
     let scp = bind(
         cli,
         &ScpSettings {
-            aet: job.destination.clone(),
+            aet: destination.to_string(),
             bind: args.listen_bind.clone(),
             port: args.listen_port,
             max_associations: 8,
@@ -1360,108 +1424,15 @@ fn move_studies(cli: &Cli, args: &MoveArgs) -> Result<ExitCode> {
         scp.config.ae_title.trim()
     );
     let staging = scp.config.staging_dir.clone();
-    let counter = Arc::new(Counting {
-        inner: Arc::new(Importer::new(rt.handle().clone(), catalog, blobs, deid)),
-        stored: Default::default(),
-    });
-    {
-        let handler = counter.clone();
-        std::thread::Builder::new()
-            .name("pacs-move-scp".into())
-            .spawn(move || {
-                if let Err(e) = radlab_net::serve(scp.listener, scp.config, handler) {
-                    tracing::error!("pacs: the storage SCP stopped: {e}");
-                }
-            })
-            .context("cannot start the storage SCP")?;
-    }
-
-    let mut arrived_total = 0u32;
-    for (n, &i) in todo.iter().enumerate() {
-        for attempt in 0..args.run.attempts {
-            if attempt > 0 {
-                let delay = args.run.delay_before(attempt);
-                std::thread::sleep(Duration::from_secs_f64(delay));
+    std::thread::Builder::new()
+        .name("pacs-move-scp".into())
+        .spawn(move || {
+            if let Err(e) = radlab_net::serve(scp.listener, scp.config, handler) {
+                tracing::error!("pacs: the storage SCP stopped: {e}");
             }
-            let uid = job.studies[i].study_instance_uid.clone();
-            if job.studies[i].expected.is_none() {
-                job.studies[i].expected = expected_instances(&peer, &uid);
-            }
-            job.studies[i].attempts += 1;
-            let before = counter.stored.load(std::sync::atomic::Ordering::SeqCst);
-            let result = scu::move_study(&peer, &job.destination, &uid, &mut |_, _, _| {});
-            let arrived = counter
-                .stored
-                .load(std::sync::atomic::Ordering::SeqCst)
-                .saturating_sub(before);
-            let study = &mut job.studies[i];
-            study.arrived = arrived;
-            let failure = match result {
-                Err(e) => Some(e.to_string()),
-                Ok(o) if !o.is_success() => Some(format!(
-                    "C-MOVE status 0x{:04X}: {} completed, {} failed, {} warning sub-operations{}",
-                    o.status,
-                    o.completed,
-                    o.failed,
-                    o.warning,
-                    if o.error_comment.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", o.error_comment)
-                    }
-                )),
-                Ok(_) if arrived == 0 => Some(
-                    "nothing arrived: the PACS moved no instance (study unknown to it?)".into(),
-                ),
-                Ok(_) => match study.expected {
-                    Some(expected) if arrived < expected => {
-                        Some(format!("{arrived} of {expected} instances arrived"))
-                    }
-                    _ => None,
-                },
-            };
-            study.state = if failure.is_some() {
-                StudyState::Failed
-            } else {
-                StudyState::Done
-            };
-            study.failure = failure;
-            job.save(&job_path)?;
-            let study = &job.studies[i];
-            match &study.failure {
-                None => {
-                    arrived_total += arrived;
-                    println!(
-                        "study {}/{}: done, {arrived} instance(s)",
-                        n + 1,
-                        todo.len()
-                    );
-                    break;
-                }
-                Some(why) => eprintln!(
-                    "study {}/{}: attempt {} of {} failed: {why}",
-                    n + 1,
-                    todo.len(),
-                    attempt + 1,
-                    args.run.attempts
-                ),
-            }
-        }
-    }
-    let _ = std::fs::remove_dir_all(&staging);
-    let failed = job.count(StudyState::Failed);
-    println!(
-        "retrieved {} of {} studies this run ({arrived_total} instances); {} done, {failed} failed in all; job: {}",
-        todo.len() - failed,
-        todo.len(),
-        job.count(StudyState::Done),
-        job_path.display()
-    );
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+        })
+        .context("cannot start the storage SCP")?;
+    Ok(staging)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1633,7 +1604,7 @@ impl WebJob {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         let job: WebJob = serde_json::from_slice(&bytes).with_context(|| {
             format!(
-                "{} is not a DICOMweb retrieval job file (those of `pacs move` resume with `pacs move --resume`)",
+                "{} is not a DICOMweb retrieval job file (those of `pacs move` and `pacs get` resume with `pacs move --resume` and `pacs get --resume`)",
                 path.display()
             )
         })?;
@@ -1662,11 +1633,7 @@ fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
     let rt = crate::cmd_import::runtime()?;
     let (mut job, job_path, client) = match &args.run.resume {
         Some(path) => {
-            if !args.run.studies.is_empty() || args.run.from_find.is_some() || args.query.any() {
-                bail!(
-                    "--resume takes the studies of the job file; leave out --study, --from-find and query options"
-                );
-            }
+            args.run.check_resume(&args.query)?;
             let mut job = WebJob::load(path)?;
             let (client, record) = args.server.client(Some(&job.dicomweb))?;
             job.dicomweb = record;
@@ -1686,26 +1653,10 @@ fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
                 dicomweb: record,
                 studies: studies
                     .into_iter()
-                    .map(|(uid, expected)| JobStudy {
-                        study_instance_uid: uid,
-                        state: StudyState::Pending,
-                        expected,
-                        arrived: 0,
-                        attempts: 0,
-                        failure: None,
-                    })
+                    .map(|(uid, expected)| JobStudy::new(uid, expected))
                     .collect(),
             };
-            let path = args.run.job.clone().unwrap_or_else(|| {
-                let secs = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or_default();
-                cli.data_dir
-                    .join("pacs-jobs")
-                    .join(format!("web-retrieve-{secs}-{}.json", std::process::id()))
-            });
-            (job, path, client)
+            (job, args.run.job_path(cli, "web-retrieve"), client)
         }
     };
     let todo: Vec<usize> = (0..job.studies.len())
@@ -1763,8 +1714,7 @@ fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
     'studies: for (n, &i) in todo.iter().enumerate() {
         for attempt in 0..args.run.attempts {
             if attempt > 0 {
-                let delay = args.run.delay_before(attempt);
-                std::thread::sleep(Duration::from_secs_f64(delay));
+                std::thread::sleep(args.run.retries().delay_before(attempt));
             }
             let uid = job.studies[i].study_instance_uid.clone();
             job.studies[i].attempts += 1;
@@ -1822,18 +1772,7 @@ fn web_retrieve(cli: &Cli, args: &WebRetrieveArgs) -> Result<ExitCode> {
                 result
             };
             let result = outcome();
-            let study = &mut job.studies[i];
-            match result {
-                Ok(arrived) => {
-                    study.state = StudyState::Done;
-                    study.failure = None;
-                    study.arrived = arrived;
-                }
-                Err(why) => {
-                    study.state = StudyState::Failed;
-                    study.failure = Some(why);
-                }
-            }
+            job.studies[i].record(result);
             save_json(&job, &job_path)?;
             let study = &job.studies[i];
             match &study.failure {

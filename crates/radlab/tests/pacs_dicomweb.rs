@@ -9,57 +9,19 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::text;
-use radlab_dicom::{DicomFile, InstanceInfo, pixel_data_span};
+use common::{
+    Uploaded, describe, found_uids, job_study, no_staging_left, orthanc_studies, part10_files,
+    read_job, stored_objects_by_uid, text,
+};
 use radlab_testkit::{Orthanc, OrthancOptions};
 
 const USER: &str = "radlab-reader";
 const PASSWORD: &str = "c0rrect-h0rse-battery";
 const WRONG: &str = "wr0ng-passw0rd-42";
-
-#[derive(Debug, Clone)]
-struct Uploaded {
-    study: String,
-    sop: String,
-    modality: String,
-    patient_id: String,
-    pixels: Vec<u8>,
-}
-
-fn part10_files(corpus: &radlab_testkit::Corpus) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.path("dicom/cxr"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
-        .collect();
-    files.push(corpus.path("dicom/cxr_derived/cr_mono1_10_chest_part10_explicit_le.dcm"));
-    files.sort();
-    // A bare ACR-NEMA data set has no file meta: Orthanc would not take it.
-    files.retain(|f| std::fs::read(f).is_ok_and(|b| b.len() > 132 && &b[128..132] == b"DICM"));
-    files
-}
-
-/// The store's objects by SOP Instance UID.
-fn stored_objects_by_uid(data: &Path) -> BTreeMap<String, Vec<u8>> {
-    common::stored_objects(data).into_iter().collect()
-}
-
-fn describe(file: &Path) -> Uploaded {
-    let bytes = std::fs::read(file).unwrap();
-    let span = pixel_data_span(&bytes).expect("pixel data");
-    let info = InstanceInfo::from_file(&DicomFile::from_bytes(&bytes).unwrap());
-    Uploaded {
-        study: info.study_instance_uid.clone(),
-        sop: info.sop_instance_uid.clone(),
-        modality: info.modality.clone(),
-        patient_id: info.patient_id.clone(),
-        pixels: bytes[span].to_vec(),
-    }
-}
 
 /// An Orthanc with DICOMweb and basic authentication, loaded with `files`.
 fn dicomweb_orthanc(test: &str, files: &[PathBuf]) -> Option<Orthanc> {
@@ -94,53 +56,6 @@ fn web(args: &[&str], orthanc: &Orthanc, data: &Path, password: Option<&str>) ->
         .arg(data)
         .output()
         .expect("run radlab pacs")
-}
-
-/// Study Instance UIDs of Orthanc's `/tools/find` at study level for `query`.
-fn orthanc_studies(orthanc: &Orthanc, query: serde_json::Value) -> BTreeSet<String> {
-    let body = serde_json::json!({"Level": "Study", "Query": query, "Expand": true});
-    orthanc
-        .post("/tools/find", body.to_string().as_bytes())
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            s["MainDicomTags"]["StudyInstanceUID"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
-}
-
-fn found_uids(out: &Output) -> BTreeSet<String> {
-    assert!(out.status.success(), "{}", text(out));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    rows.iter()
-        .map(|r| r["study_instance_uid"].as_str().unwrap().to_string())
-        .collect()
-}
-
-fn read_job(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn job_study<'a>(job: &'a serde_json::Value, uid: &str) -> &'a serde_json::Value {
-    job["studies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["study_instance_uid"] == uid)
-        .unwrap_or_else(|| panic!("{uid} not in {job}"))
-}
-
-fn no_staging_left(data: &Path) {
-    let leftovers: Vec<_> = std::fs::read_dir(data)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with(".dicomweb-staging"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]
@@ -341,31 +256,14 @@ fn web_find_and_retrieve_bring_exactly_orthancs_studies_with_pixels_unchanged() 
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to retrieve"));
 
     // De-identified on the way in: nothing identifying reaches the catalog or blob store.
-    let key = tmp.path().join("project.key");
-    std::fs::write(&key, b"0123456789abcdef0123456789abcdef").unwrap();
     let deid_data = tmp.path().join("deid-data");
-    let out = web(
-        &[
-            "web-retrieve",
-            "--modality",
-            "CR",
-            "--deid",
-            "annex-e-basic",
-            "--key-file",
-            key.to_str().unwrap(),
-        ],
-        &orthanc,
-        &deid_data,
-        pw,
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let stored = stored_objects_by_uid(&deid_data);
-    assert_eq!(stored.len(), cr_instances, "{}", text(&out));
-    for u in uploaded.iter().filter(|u| u.modality == "CR") {
-        assert!(!stored.contains_key(&u.sop), "{} kept its UID", u.sop);
-        assert!(stored.values().any(|p| *p == u.pixels));
-    }
-    no_staging_left(&deid_data);
+    let deid = common::deid_cr_options(tmp.path());
+    let args: Vec<&str> = ["web-retrieve"]
+        .into_iter()
+        .chain(deid.iter().map(String::as_str))
+        .collect();
+    let out = web(&args, &orthanc, &deid_data, pw);
+    common::assert_deidentified_cr(&out, &deid_data, &uploaded);
 }
 
 #[test]

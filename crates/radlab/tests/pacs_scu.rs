@@ -7,104 +7,23 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 
-use common::text;
-use radlab_dicom::{DicomFile, InstanceInfo, pixel_data_span};
+use common::{
+    Uploaded, describe, found_uids, job_study, no_staging_left, orthanc_studies, pacs,
+    part10_files, read_job, stored_objects_by_uid, text,
+};
+use radlab_dicom::{DicomFile, InstanceInfo};
 use radlab_testkit::{Modality, Orthanc};
-
-/// What an uploaded file is.
-#[derive(Debug, Clone)]
-struct Uploaded {
-    study: String,
-    sop: String,
-    modality: String,
-    pixels: Vec<u8>,
-}
-
-fn part10_files(corpus: &radlab_testkit::Corpus) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.path("dicom/cxr"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
-        .collect();
-    // A third CR study (the Part 10 form of the ACR-NEMA file of dicom/cxr).
-    files.push(corpus.path("dicom/cxr_derived/cr_mono1_10_chest_part10_explicit_le.dcm"));
-    files.sort();
-    // A bare ACR-NEMA data set has no file meta: Orthanc would not take it.
-    files.retain(|f| {
-        let b = std::fs::read(f).unwrap();
-        b.len() > 132 && &b[128..132] == b"DICM"
-    });
-    files
-}
-
-/// The store's objects by SOP Instance UID.
-fn stored_objects_by_uid(data: &Path) -> BTreeMap<String, Vec<u8>> {
-    common::stored_objects(data).into_iter().collect()
-}
-
-fn describe(file: &Path) -> Uploaded {
-    let bytes = std::fs::read(file).unwrap();
-    let span = pixel_data_span(&bytes).expect("pixel data");
-    let dicom = DicomFile::from_bytes(&bytes).unwrap();
-    let info = InstanceInfo::from_file(&dicom);
-    Uploaded {
-        study: info.study_instance_uid.clone(),
-        sop: info.sop_instance_uid.clone(),
-        modality: info.modality.clone(),
-        pixels: bytes[span].to_vec(),
-    }
-}
-
-fn pacs(args: &[&str], orthanc: &Orthanc, data: &Path) -> Output {
-    common::command()
-        .arg("pacs")
-        .args(args)
-        .args(["--host", "127.0.0.1", "--aec", "ORTHANC", "--aet", "RADLAB"])
-        .arg("--port")
-        .arg(orthanc.dicom_port.to_string())
-        .arg("--data-dir")
-        .arg(data)
-        .output()
-        .expect("run radlab pacs")
-}
 
 /// Orthanc knowing our SCP as RADLAB at 127.0.0.1:`listen_port`, loaded with `files`.
 fn loaded_orthanc(test: &str, listen_port: u16, files: &[PathBuf]) -> Option<Orthanc> {
-    let orthanc =
-        radlab_testkit::orthanc(test, &[Modality::new("RADLAB", "127.0.0.1", listen_port)])?;
-    for f in files {
-        orthanc.upload(f);
-    }
-    Some(orthanc)
-}
-
-/// Study Instance UIDs of Orthanc's `/tools/find` at study level for `query`.
-fn orthanc_studies(orthanc: &Orthanc, query: serde_json::Value) -> BTreeSet<String> {
-    let body = serde_json::json!({"Level": "Study", "Query": query, "Expand": true});
-    orthanc
-        .post("/tools/find", body.to_string().as_bytes())
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            s["MainDicomTags"]["StudyInstanceUID"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
-}
-
-fn found_uids(out: &Output) -> BTreeSet<String> {
-    assert!(out.status.success(), "{}", text(out));
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    rows.iter()
-        .map(|r| r["study_instance_uid"].as_str().unwrap().to_string())
-        .collect()
+    common::loaded_orthanc(
+        test,
+        &[Modality::new("RADLAB", "127.0.0.1", listen_port)],
+        files,
+    )
 }
 
 #[test]
@@ -248,19 +167,6 @@ fn echo_and_find_return_exactly_orthancs_matches() {
     );
 }
 
-fn read_job(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn job_study<'a>(job: &'a serde_json::Value, uid: &str) -> &'a serde_json::Value {
-    job["studies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["study_instance_uid"] == uid)
-        .unwrap_or_else(|| panic!("{uid} not in {job}"))
-}
-
 #[test]
 fn move_of_every_cr_study_brings_each_instance_with_its_pixels_unchanged() {
     const TEST: &str = "move_of_every_cr_study_brings_each_instance_with_its_pixels_unchanged";
@@ -338,13 +244,7 @@ fn move_of_every_cr_study_brings_each_instance_with_its_pixels_unchanged() {
         assert_eq!(s["expected"], n);
         assert_eq!(s["arrived"], n);
     }
-    // No staging folder left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(&data)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with(".pacs-staging"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    no_staging_left(&data);
 
     // Resuming a finished job moves nothing.
     let out = pacs(
@@ -358,111 +258,12 @@ fn move_of_every_cr_study_brings_each_instance_with_its_pixels_unchanged() {
 
 #[test]
 fn a_failed_study_is_recorded_and_resume_fetches_only_what_is_missing() {
-    const TEST: &str = "a_failed_study_is_recorded_and_resume_fetches_only_what_is_missing";
-    let Some(corpus) = radlab_testkit::corpus(TEST) else {
-        return;
-    };
-    let files = part10_files(&corpus);
-    let described: Vec<(PathBuf, Uploaded)> =
-        files.iter().map(|f| (f.clone(), describe(f))).collect();
-    let cr: Vec<&(PathBuf, Uploaded)> = described
-        .iter()
-        .filter(|(_, u)| u.modality == "CR")
-        .collect();
-    let (first_file, first) = cr[0];
-    let (second_file, second) = cr[1];
-    assert_ne!(first.study, second.study);
     let listen = radlab_testkit::free_port();
-    // Orthanc has the first study only.
-    let Some(mut orthanc) = loaded_orthanc(TEST, listen, std::slice::from_ref(first_file)) else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    let job = tmp.path().join("job.json");
-    let job_arg = job.to_str().unwrap();
     let port = listen.to_string();
-    let listen_args = ["--listen-bind", "127.0.0.1", "--listen-port", &port];
-
-    let mut args = vec![
+    common::a_failed_study_is_recorded_and_resumed(
+        "a_failed_study_is_recorded_and_resume_fetches_only_what_is_missing",
         "move",
-        "--study",
-        &first.study,
-        "--study",
-        &second.study,
-        "--job",
-        job_arg,
-        "--attempts",
-        "2",
-        "--retry-delay",
-        "0.1",
-    ];
-    args.extend(listen_args);
-    let out = pacs(&args, &orthanc, &data);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let record = read_job(&job);
-    let a = job_study(&record, &first.study);
-    assert_eq!(
-        (&a["state"], &a["arrived"], &a["attempts"]),
-        (&"done".into(), &1.into(), &1.into())
+        &["--listen-bind", "127.0.0.1", "--listen-port", &port],
+        Modality::new("RADLAB", "127.0.0.1", listen),
     );
-    let b = job_study(&record, &second.study);
-    assert_eq!(b["state"], "failed", "{record}");
-    assert_eq!(b["attempts"], 2);
-    assert_eq!(b["arrived"], 0);
-    // Orthanc 1.10 answers a move of a study it lacks with 0xC000; another PACS may answer
-    // success with nothing moved: both are failures.
-    let why = b["failure"].as_str().unwrap();
-    assert!(
-        why.contains("C-MOVE status 0xC000") || why.contains("nothing arrived"),
-        "{record}"
-    );
-    assert_eq!(stored_objects_by_uid(&data).len(), 1);
-
-    // Orthanc stopped: the resumed job fails again, saying why, and keeps what was done.
-    orthanc.stop();
-    let mut args = vec!["move", "--resume", job_arg, "--attempts", "1"];
-    args.extend(listen_args);
-    let out = pacs(&args, &orthanc, &data);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let record = read_job(&job);
-    let b = job_study(&record, &second.study);
-    assert_eq!(b["attempts"], 3);
-    assert!(
-        b["failure"]
-            .as_str()
-            .unwrap()
-            .contains("no association with ORTHANC"),
-        "{record}"
-    );
-    assert_eq!(job_study(&record, &first.study)["attempts"], 1);
-
-    // Back up, with the second study: --resume fetches only that one.
-    orthanc.start().unwrap();
-    orthanc.upload(second_file);
-    let dry = pacs(&["move", "--resume", job_arg, "--dry-run"], &orthanc, &data);
-    assert!(
-        String::from_utf8_lossy(&dry.stdout).contains("would retrieve 1 of 2 studies, 1 instances"),
-        "{}",
-        text(&dry)
-    );
-    let mut args = vec!["move", "--resume", job_arg];
-    args.extend(listen_args);
-    let out = pacs(&args, &orthanc, &data);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains("retrieved 1 of 1 studies this run (1 instances)"),
-        "{}",
-        text(&out)
-    );
-    let record = read_job(&job);
-    let a = job_study(&record, &first.study);
-    assert_eq!(a["attempts"], 1, "the done study was not moved again");
-    let b = job_study(&record, &second.study);
-    assert_eq!((&b["state"], &b["attempts"]), (&"done".into(), &4.into()));
-    assert!(b["failure"].is_null());
-    let stored = stored_objects_by_uid(&data);
-    assert_eq!(stored.len(), 2);
-    assert!(stored[&first.sop] == first.pixels && stored[&second.sop] == second.pixels);
 }

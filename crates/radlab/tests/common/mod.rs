@@ -86,3 +86,269 @@ pub fn stored_objects(data: &Path) -> Vec<(String, Vec<u8>)> {
     }
     found
 }
+
+// ---------------------------------------------------------------------------------------
+// Retrieval from a PACS (`pacs move`, `get`, `web-retrieve`) in the tests against Orthanc.
+
+/// A corpus radiograph uploaded to a PACS by a test.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub study: String,
+    pub sop: String,
+    pub modality: String,
+    pub patient_id: String,
+    pub transfer_syntax: String,
+    /// The Pixel Data element's bytes, header included.
+    pub pixels: Vec<u8>,
+}
+
+/// What a Part 10 file of the corpus is.
+pub fn describe(file: &Path) -> Uploaded {
+    let bytes = std::fs::read(file).unwrap();
+    let span = radlab_dicom::pixel_data_span(&bytes).expect("pixel data");
+    let dicom = radlab_dicom::DicomFile::from_bytes(&bytes).unwrap();
+    let info = radlab_dicom::InstanceInfo::from_file(&dicom);
+    Uploaded {
+        study: info.study_instance_uid.clone(),
+        sop: info.sop_instance_uid.clone(),
+        modality: info.modality.clone(),
+        patient_id: info.patient_id.clone(),
+        transfer_syntax: info.transfer_syntax_uid.clone(),
+        pixels: bytes[span].to_vec(),
+    }
+}
+
+/// The Part 10 radiographs of `dicom/cxr` and the Part 10 form of its ACR-NEMA file
+/// (`dicom/cxr_derived`): three CR and two DX studies, one instance each. A bare ACR-NEMA
+/// data set has no file meta: Orthanc would not take it.
+pub fn part10_files(corpus: &radlab_testkit::Corpus) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(corpus.path("dicom/cxr"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .collect();
+    files.push(corpus.path("dicom/cxr_derived/cr_mono1_10_chest_part10_explicit_le.dcm"));
+    files.sort();
+    files.retain(|f| std::fs::read(f).is_ok_and(|b| b.len() > 132 && &b[128..132] == b"DICM"));
+    files
+}
+
+/// The store's objects by SOP Instance UID.
+pub fn stored_objects_by_uid(data: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    stored_objects(data).into_iter().collect()
+}
+
+/// An Orthanc for `test` knowing `modalities`, loaded with `files` (`None` after a loud
+/// skip when Orthanc is not installed).
+pub fn loaded_orthanc(
+    test: &str,
+    modalities: &[radlab_testkit::Modality],
+    files: &[std::path::PathBuf],
+) -> Option<radlab_testkit::Orthanc> {
+    let orthanc = radlab_testkit::orthanc(test, modalities)?;
+    for f in files {
+        orthanc.upload(f);
+    }
+    Some(orthanc)
+}
+
+/// `radlab pacs ARGS` against `orthanc`'s DICOM port (calling AE `RADLAB`), on `data`.
+pub fn pacs(args: &[&str], orthanc: &radlab_testkit::Orthanc, data: &Path) -> Output {
+    command()
+        .arg("pacs")
+        .args(args)
+        .args(["--host", "127.0.0.1", "--aec", "ORTHANC", "--aet", "RADLAB"])
+        .arg("--port")
+        .arg(orthanc.dicom_port.to_string())
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .expect("run radlab pacs")
+}
+
+/// A job file.
+pub fn read_job(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The entry of study `uid` in a job file.
+pub fn job_study<'a>(job: &'a serde_json::Value, uid: &str) -> &'a serde_json::Value {
+    job["studies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["study_instance_uid"] == uid)
+        .unwrap_or_else(|| panic!("{uid} not in {job}"))
+}
+
+/// No staging folder left in the data folder (`.pacs-staging-*`, `.pacs-get-staging-*`,
+/// `.dicomweb-staging-*`).
+pub fn no_staging_left(data: &Path) {
+    let leftovers: Vec<_> = std::fs::read_dir(data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains("staging"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Study Instance UIDs of Orthanc's `/tools/find` at study level for `query`.
+pub fn orthanc_studies(
+    orthanc: &radlab_testkit::Orthanc,
+    query: serde_json::Value,
+) -> std::collections::BTreeSet<String> {
+    let body = serde_json::json!({"Level": "Study", "Query": query, "Expand": true});
+    orthanc
+        .post("/tools/find", body.to_string().as_bytes())
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            s["MainDicomTags"]["StudyInstanceUID"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+/// The Study Instance UIDs of a successful `find --json` or `web-find --json`.
+pub fn found_uids(out: &Output) -> std::collections::BTreeSet<String> {
+    assert!(out.status.success(), "{}", text(out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.iter()
+        .map(|r| r["study_instance_uid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The resumable job of `radlab pacs OPERATION` (`move` or `get`; `fetch_args` added to
+/// every run that fetches, `radlab` our AE title in Orthanc's `DicomModalities`): a job of
+/// two CR studies of which Orthanc has only the first records that one done and the other
+/// failed (Orthanc 1.10 answers `0xC000` for a study it lacks; another PACS may answer
+/// success with nothing sent: both are failures), after 2 attempts; resumed with Orthanc
+/// stopped, it fails again (`no association with ORTHANC`, attempts counted over runs); with
+/// Orthanc back and the study uploaded, `--dry-run --resume` counts 1 of 2 studies and
+/// `--resume` fetches only that one, never the done one again, pixels unchanged, no staging
+/// folder left.
+pub fn a_failed_study_is_recorded_and_resumed(
+    test: &str,
+    operation: &str,
+    fetch_args: &[&str],
+    radlab: radlab_testkit::Modality,
+) {
+    let Some(corpus) = radlab_testkit::corpus(test) else {
+        return;
+    };
+    let described: Vec<(std::path::PathBuf, Uploaded)> = part10_files(&corpus)
+        .into_iter()
+        .map(|f| {
+            let u = describe(&f);
+            (f, u)
+        })
+        .filter(|(_, u)| u.modality == "CR")
+        .collect();
+    let [(first_file, first), (second_file, second), ..] = &described[..] else {
+        panic!("two CR studies expected in the corpus");
+    };
+    assert_ne!(first.study, second.study);
+    let Some(mut orthanc) = loaded_orthanc(test, &[radlab], std::slice::from_ref(first_file))
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let job = tmp.path().join("job.json");
+    let job_arg = job.to_str().unwrap();
+    let run = |orthanc: &radlab_testkit::Orthanc, args: &[&str]| {
+        pacs(&[&[operation], args, fetch_args].concat(), orthanc, &data)
+    };
+    let dimse = format!("C-{}", operation.to_uppercase());
+
+    let studies = ["--study", &first.study, "--study", &second.study];
+    let options = ["--job", job_arg, "--attempts", "2", "--retry-delay", "0.1"];
+    let out = run(&orthanc, &[&studies[..], &options[..]].concat());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let record = read_job(&job);
+    let a = job_study(&record, &first.study);
+    assert_eq!(
+        (&a["state"], &a["arrived"], &a["attempts"]),
+        (&"done".into(), &1.into(), &1.into())
+    );
+    let b = job_study(&record, &second.study);
+    assert_eq!(
+        (&b["state"], &b["attempts"], &b["arrived"]),
+        (&"failed".into(), &2.into(), &0.into()),
+        "{record}"
+    );
+    let why = b["failure"].as_str().unwrap();
+    assert!(
+        why.contains(&format!("{dimse} status 0xC000")) || why.contains("nothing arrived"),
+        "{record}"
+    );
+    assert_eq!(stored_objects_by_uid(&data).len(), 1);
+
+    // Orthanc stopped: the resumed job fails again, saying why, and keeps what was done.
+    orthanc.stop();
+    let out = run(&orthanc, &["--resume", job_arg, "--attempts", "1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let record = read_job(&job);
+    let b = job_study(&record, &second.study);
+    assert_eq!(b["attempts"], 3);
+    let why = b["failure"].as_str().unwrap();
+    assert!(why.contains("no association with ORTHANC"), "{record}");
+    assert_eq!(job_study(&record, &first.study)["attempts"], 1);
+
+    // Back up, with the second study: --resume fetches only that one.
+    orthanc.start().unwrap();
+    orthanc.upload(second_file);
+    let dry = run(&orthanc, &["--resume", job_arg, "--dry-run"]);
+    assert_printed(&dry, "would retrieve 1 of 2 studies, 1 instances");
+    let out = run(&orthanc, &["--resume", job_arg]);
+    assert_printed(&out, "retrieved 1 of 1 studies this run (1 instances)");
+    let record = read_job(&job);
+    let a = job_study(&record, &first.study);
+    assert_eq!(a["attempts"], 1, "the done study was not fetched again");
+    let b = job_study(&record, &second.study);
+    assert_eq!((&b["state"], &b["attempts"]), (&"done".into(), &4.into()));
+    assert!(b["failure"].is_null());
+    let stored = stored_objects_by_uid(&data);
+    assert_eq!(stored.len(), 2);
+    assert!(stored[&first.sop] == first.pixels && stored[&second.sop] == second.pixels);
+    no_staging_left(&data);
+}
+
+/// That a command succeeded and printed `needle` on stdout.
+pub fn assert_printed(out: &Output, needle: &str) {
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains(needle),
+        "expected {needle:?} in: {}",
+        text(out)
+    );
+}
+
+/// The options that retrieve the CR studies de-identified with `annex-e-basic` and a
+/// project key written into `dir`.
+pub fn deid_cr_options(dir: &Path) -> Vec<String> {
+    let key = dir.join("project.key");
+    std::fs::write(&key, b"0123456789abcdef0123456789abcdef").unwrap();
+    ["--modality", "CR", "--deid", "annex-e-basic", "--key-file"]
+        .into_iter()
+        .map(String::from)
+        .chain([key.to_string_lossy().to_string()])
+        .collect()
+}
+
+/// After a retrieval with [`deid_cr_options`] into `data`: it succeeded, every CR instance
+/// of `uploaded` is stored under a new SOP Instance UID with its pixels unchanged, nothing
+/// else is stored, no staging folder is left.
+pub fn assert_deidentified_cr(out: &Output, data: &Path, uploaded: &[Uploaded]) {
+    assert!(out.status.success(), "{}", text(out));
+    let cr: Vec<&Uploaded> = uploaded.iter().filter(|u| u.modality == "CR").collect();
+    let stored = stored_objects_by_uid(data);
+    assert_eq!(stored.len(), cr.len(), "{}", text(out));
+    for u in cr {
+        assert!(!stored.contains_key(&u.sop), "{} kept its UID", u.sop);
+        assert!(stored.values().any(|p| *p == u.pixels));
+    }
+    no_staging_left(data);
+}

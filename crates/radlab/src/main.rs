@@ -11,6 +11,7 @@ mod cmd_pacs;
 mod cmd_render;
 mod cmd_serve;
 mod cmd_split;
+mod cmd_triage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -83,6 +84,9 @@ enum Command {
     /// `pacs echo`, `find` and `move` query and retrieve from one (C-FIND, C-MOVE);
     /// `pacs web-find` and `web-retrieve` do so over DICOMweb (QIDO-RS, WADO-RS).
     Pacs(cmd_pacs::PacsArgs),
+    /// Which files are usable chest radiographs, and why the others are not (rules on
+    /// metadata so far).
+    Triage(cmd_triage::TriageArgs),
 }
 
 impl Cli {
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd_serve::serve(&cli, args),
         Command::User(args) => cmd_serve::user(&cli, args),
         Command::Pacs(args) => cmd_pacs::pacs(&cli, args),
+        Command::Triage(args) => cmd_triage::triage(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,131 @@
+//! `radlab triage` (rules on metadata) over the shared corpus: every chest radiograph of
+//! `dicom/cxr` and `dicom/cxr_derived` is valid; every object of `dicom/other` (other
+//! modalities, body parts, colour, tiny, multi-frame, radiotherapy) is rejected with a
+//! reason naming the attribute; the broken files of `dicom/invalid` get a verdict, not a
+//! crash; pictures are judged too; the output is the same bytes on every run.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{command, text};
+
+fn verdicts(paths: &[&Path]) -> (Vec<u8>, BTreeMap<String, serde_json::Value>) {
+    let out = command()
+        .arg("triage")
+        .arg("--json")
+        .args(paths)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let mut by_name = BTreeMap::new();
+    for line in String::from_utf8(out.stdout.clone()).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let path = v["path"].as_str().unwrap().to_string();
+        by_name.insert(path, v);
+    }
+    (out.stdout, by_name)
+}
+
+#[test]
+fn the_corpus_radiographs_pass_and_every_other_object_is_rejected_with_a_reason() {
+    const TEST: &str =
+        "the_corpus_radiographs_pass_and_every_other_object_is_rejected_with_a_reason";
+    let Some(corpus) = radlab_testkit::corpus(TEST) else {
+        return;
+    };
+    let folders = [
+        "dicom/cxr",
+        "dicom/cxr_derived",
+        "dicom/other",
+        "dicom/invalid",
+    ]
+    .map(|f| corpus.path(f));
+    let paths: Vec<&Path> = folders.iter().map(|p| p.as_path()).collect();
+    let (bytes, all) = verdicts(&paths);
+    let under = |folder: &str| -> Vec<&serde_json::Value> {
+        let prefix = corpus.path(folder).display().to_string();
+        all.iter()
+            .filter(|(p, _)| p.starts_with(&prefix))
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let cxr: Vec<_> = ["dicom/cxr", "dicom/cxr_derived"]
+        .iter()
+        .flat_map(|f| under(f))
+        .collect();
+    assert!(cxr.len() >= 10, "{}", cxr.len());
+    for v in &cxr {
+        assert_eq!(v["valid"], true, "{v}");
+        assert_eq!(v["kind"], "dicom", "{v}");
+    }
+    let other = under("dicom/other");
+    assert!(other.len() >= 25, "{}", other.len());
+    for v in &other {
+        assert_eq!(v["valid"], false, "{v}");
+        let findings = v["findings"].as_array().unwrap();
+        assert!(!findings.is_empty(), "{v}");
+        for f in findings {
+            assert!(!f["code"].as_str().unwrap().is_empty());
+            assert!(f["reason"].as_str().unwrap().len() > 10, "{f}");
+        }
+    }
+    // Named rules on objects we know: a hand by its body part, a hip, a colour photograph,
+    // a CT by its modality, a structured report as no image.
+    let codes = |name: &str| -> Vec<String> {
+        let (_, v) = all
+            .iter()
+            .find(|(p, _)| p.ends_with(name))
+            .unwrap_or_else(|| panic!("{name} not triaged"));
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(codes("kakadu_cr_hand_pa_j2k.dcm").contains(&"body-part".to_string()));
+    assert!(codes("nema_wg04_RG2_JLSN_cr_hip.dcm").contains(&"body-part".to_string()));
+    assert!(codes("fodicom_JPEGwithIcon_xc_photo.dcm").contains(&"colour".to_string()));
+    assert!(codes("pydicom_CT_small.dcm").contains(&"modality".to_string()));
+    assert!(codes("pydicom_test-SR.dcm").contains(&"not-an-image".to_string()));
+    // Broken files: a verdict each, with the parser's reason.
+    let invalid = under("dicom/invalid");
+    assert!(invalid.len() >= 3);
+    for v in &invalid {
+        assert_eq!(v["valid"], false, "{v}");
+    }
+    assert!(invalid.iter().any(|v| v["kind"] == "unreadable"));
+    // Deterministic: the same bytes again.
+    let (again, _) = verdicts(&paths);
+    assert_eq!(bytes, again);
+}
+
+#[test]
+fn pictures_are_judged_and_a_missing_path_is_an_error() {
+    const TEST: &str = "pictures_are_judged_and_a_missing_path_is_an_error";
+    let Some(corpus) = radlab_testkit::corpus(TEST) else {
+        return;
+    };
+    let pictures = corpus.path("png/cxr/figure1");
+    let (_, all) = verdicts(&[pictures.as_path()]);
+    let mut judged = 0;
+    for (path, v) in &all {
+        if path.ends_with(".csv") {
+            // A folder's other files get a verdict too: not an image.
+            assert_eq!(v["kind"], "unreadable", "{v}");
+            continue;
+        }
+        assert_eq!(v["kind"], "picture", "{v}");
+        assert_eq!(v["valid"], true, "{v}");
+        judged += 1;
+    }
+    assert!(judged >= 5, "{judged}");
+    let out = command()
+        .args(["triage", "/no/such/file.dcm"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("/no/such/file.dcm"), "{}", text(&out));
+}

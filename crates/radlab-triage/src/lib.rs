@@ -1,9 +1,13 @@
 //! Triage: which images are usable frontal chest radiographs, and why the others are not.
 //!
 //! So far the rules on metadata ([`rules`]): each finding is a stable code and a sentence
-//! naming the attribute and its value; a missing attribute is never a finding. The CNN on
-//! pixels (class and orientation) is the next step of issue 8.
+//! naming the attribute and its value; a missing attribute is never a finding. And the
+//! deterministic path from a file to the pixels a network looks at ([`preprocess`]: the
+//! image as displayed, letterboxed by area averaging, standardized; the eight orientations
+//! and the grey-level inversion training needs). The CNN on pixels (class and orientation)
+//! is the next step of issue 8.
 
+pub mod preprocess;
 pub mod rules;
 
 use std::path::Path;

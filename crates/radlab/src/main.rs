@@ -108,6 +108,16 @@ impl Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A command whose output is piped into `head` ends quietly when the reader goes away,
+    // as Unix tools do, instead of panicking on a broken pipe. Not the servers: they keep
+    // Rust's default (the signal ignored, a write error per closed connection).
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Serve(_) | Command::Pacs(_)) {
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let default_level = match cli.verbose {
         0 => "warn,jpeg2k=off,dicom_parser=error",
         1 => "info,jpeg2k=warn",

@@ -29,6 +29,8 @@ fn every_subcommand_has_help() {
         "export",
         "serve",
         "user",
+        "pacs",
+        "triage",
     ] {
         let out = radlab(&[sub, "--help"], tmp.path());
         assert!(out.status.success(), "{sub} --help: {}", text(&out));
@@ -36,6 +38,25 @@ fn every_subcommand_has_help() {
     }
     let out = radlab(&["--help"], tmp.path());
     assert!(text(&out).contains("import"));
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `radlab info FILE | head -c 1`: the reader gone before radlab writes.
+    let Some(corpus) = corpus("output_into_a_closed_pipe_ends_quietly") else {
+        return;
+    };
+    let mut child = common::command()
+        .arg("info")
+        .arg(corpus.path("dicom/cxr/nema_wg04_RG1_J2KI_cr_chest_pa_mono1.dcm"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]

@@ -28,6 +28,7 @@ mod labels;
 mod project_images;
 mod task_layers;
 mod tasks;
+mod triage;
 
 pub use accounts::{SiteRole, User, check_username};
 pub use blobs::{BlobStore, S3Options};
@@ -45,3 +46,4 @@ pub use labels::{Layer, Member, ProjectRole, ProjectSummary};
 pub use project_images::{Added, ImageSelection, ProjectImage, SPLITS};
 pub use task_layers::{LayerAnnotation, LayerKey, LayerState, LayerWriteError};
 pub use tasks::{Assignment, QueueSummary, ReaderProgress, Task, Workflow};
+pub use triage::{NewVerdict, Verdict};

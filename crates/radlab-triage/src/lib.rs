@@ -55,6 +55,26 @@ pub fn triage_file(path: &Path, config: &RuleConfig) -> Verdict {
     }
 }
 
+/// Judge a DICOM object held in memory (a blob of the store), shown as `shown`.
+pub fn triage_bytes(bytes: &[u8], shown: &str, config: &RuleConfig) -> Verdict {
+    let (kind, findings) = match radlab_dicom::DicomFile::from_bytes(bytes) {
+        Ok(file) => ("dicom", rules::check(&Metadata::from_file(&file), config)),
+        Err(e) => (
+            "unreadable",
+            vec![Finding {
+                code: "unreadable",
+                reason: format!("not a DICOM object radlab can read: {e}"),
+            }],
+        ),
+    };
+    Verdict {
+        path: shown.to_string(),
+        kind,
+        valid: findings.is_empty(),
+        findings,
+    }
+}
+
 /// A PNG or JPEG file, by its first bytes.
 fn is_picture(path: &Path) -> bool {
     let mut head = [0u8; 8];

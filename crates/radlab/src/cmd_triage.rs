@@ -1,5 +1,6 @@
 //! `radlab triage FILES`: a verdict per file from the rules on metadata (radlab-triage),
-//! as text or JSON lines.
+//! as text or JSON lines. `radlab triage --project P`: a verdict per image of a project,
+//! read from the blob store and recorded in the catalog (an administrator's overrule kept).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,8 +13,11 @@ use radlab_triage::{RuleConfig, triage_file};
 pub struct TriageArgs {
     /// DICOM files, PNG or JPEG pictures, or folders of them (walked recursively, in name
     /// order).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "project", conflicts_with = "project")]
     paths: Vec<PathBuf>,
+    /// Judge every image of this project of the catalog, and record the verdicts there.
+    #[arg(long)]
+    project: Option<String>,
     /// A Modality value the project takes (repeatable; default CR and DX).
     #[arg(long = "modality", value_name = "MODALITY")]
     modalities: Vec<String>,
@@ -22,7 +26,7 @@ pub struct TriageArgs {
     json: bool,
 }
 
-pub fn triage(args: &TriageArgs) -> Result<ExitCode> {
+pub fn triage(cli: &crate::Cli, args: &TriageArgs) -> Result<ExitCode> {
     let mut config = RuleConfig::default();
     if !args.modalities.is_empty() {
         config.modalities = args
@@ -30,6 +34,9 @@ pub fn triage(args: &TriageArgs) -> Result<ExitCode> {
             .iter()
             .map(|m| m.trim().to_ascii_uppercase())
             .collect();
+    }
+    if let Some(project) = &args.project {
+        return triage_project(cli, project, &config, args.json);
     }
     let mut files = Vec::new();
     for path in &args.paths {
@@ -71,6 +78,105 @@ pub fn triage(args: &TriageArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Judge every image of `project` from its blob, record the verdicts, print them.
+fn triage_project(
+    cli: &crate::Cli,
+    project: &str,
+    config: &RuleConfig,
+    json: bool,
+) -> Result<ExitCode> {
+    let rt = crate::cmd_import::runtime()?;
+    rt.block_on(async {
+        let (catalog, blobs) = crate::cmd_import::stores(cli).await?;
+        if !catalog.project_exists(project).await? {
+            bail!("no project {project} in the catalog (radlab serve's admin page makes one)");
+        }
+        let mut verdicts = Vec::new();
+        let mut offset = 0;
+        loop {
+            let (page, total) = catalog.project_images(project, None, offset, 500).await?;
+            for image in &page {
+                let verdict = match catalog.instance_identity(&image.sop_instance_uid).await? {
+                    Some(id) => {
+                        let bytes = blobs.get(&id.blob_hash).await?;
+                        radlab_triage::triage_bytes(&bytes, &image.image_id, config)
+                    }
+                    None => bail!(
+                        "image {} of {project} is not in the catalog",
+                        image.image_id
+                    ),
+                };
+                verdicts.push((image.sop_instance_uid.clone(), verdict));
+            }
+            offset += page.len() as i64;
+            if page.is_empty() || offset >= total {
+                break;
+            }
+        }
+        let rows: Vec<radlab_store::NewVerdict> = verdicts
+            .iter()
+            .map(|(uid, v)| {
+                Ok(radlab_store::NewVerdict {
+                    image_id: v.path.clone(),
+                    sop_instance_uid: uid.clone(),
+                    model: "rules".into(),
+                    valid: v.valid,
+                    class: String::new(),
+                    probability: String::new(),
+                    findings: serde_json::to_string(&v.findings)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        catalog.record_triage(project, &rows).await?;
+        let recorded = catalog.triage_verdicts(project).await?;
+        let (mut valid, mut rejected) = (0usize, 0usize);
+        for v in &recorded {
+            if v.effective_valid() {
+                valid += 1;
+            } else {
+                rejected += 1;
+            }
+            if json {
+                println!("{}", serde_json::to_string(v)?);
+            } else {
+                let overrule = match v.overruled {
+                    Some(true) => " (overruled to valid)",
+                    Some(false) => " (overruled to invalid)",
+                    None => "",
+                };
+                let reasons: Vec<String> = v
+                    .findings
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|f| {
+                                format!(
+                                    "{}: {}",
+                                    f["code"].as_str().unwrap_or(""),
+                                    f["reason"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if v.valid {
+                    println!("{}: valid{overrule}", v.image_id);
+                } else {
+                    println!("{}: rejected: {}{overrule}", v.image_id, reasons.join("; "));
+                }
+            }
+        }
+        if !json {
+            eprintln!(
+                "{project}: {valid} valid, {rejected} rejected of {} image(s), recorded",
+                recorded.len()
+            );
+        }
+        catalog.close().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn walk(dir: &std::path::Path) -> Vec<PathBuf> {

@@ -147,7 +147,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd_serve::serve(&cli, args),
         Command::User(args) => cmd_serve::user(&cli, args),
         Command::Pacs(args) => cmd_pacs::pacs(&cli, args),
-        Command::Triage(args) => cmd_triage::triage(args),
+        Command::Triage(args) => cmd_triage::triage(&cli, args),
     };
     match result {
         Ok(code) => code,

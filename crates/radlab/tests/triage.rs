@@ -129,3 +129,60 @@ fn pictures_are_judged_and_a_missing_path_is_an_error() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("/no/such/file.dcm"), "{}", text(&out));
 }
+
+#[test]
+fn a_project_is_triaged_from_the_store_and_an_overrule_survives_a_new_run() {
+    const TEST: &str = "a_project_is_triaged_from_the_store_and_an_overrule_survives_a_new_run";
+    let Some(corpus) = radlab_testkit::corpus(TEST) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let hand = corpus.path("dicom/other/kakadu_cr_hand_pa_j2k.dcm");
+    let chest = corpus.path("dicom/cxr/siim_acr_cr_chest_pa_jpeg_baseline.dcm");
+    let out = common::radlab(
+        &["import", hand.to_str().unwrap(), chest.to_str().unwrap()],
+        &data,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let url = format!("sqlite://{}", data.join("catalog.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let catalog = rt.block_on(radlab_store::Catalog::open(&url)).unwrap();
+    rt.block_on(async {
+        catalog.create_project("p", "vindr-cxr").await.unwrap();
+        catalog
+            .add_project_images("p", &radlab_store::ImageSelection::All, None, "train")
+            .await
+            .unwrap();
+    });
+    let run = || {
+        let out = common::radlab(&["triage", "--project", "p", "--json"], &data);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let first = run();
+    assert_eq!(first.len(), 2);
+    let rejected: Vec<_> = first.iter().filter(|v| v["valid"] == false).collect();
+    assert_eq!(rejected.len(), 1, "{first:?}");
+    assert_eq!(rejected[0]["findings"][0]["code"], "body-part");
+    assert_eq!(rejected[0]["model"], "rules");
+    let image = rejected[0]["image_id"].as_str().unwrap().to_string();
+    rt.block_on(catalog.overrule_triage("p", &image, Some(true), "admin"))
+        .unwrap();
+    let second = run();
+    let again = second
+        .iter()
+        .find(|v| v["image_id"] == image.as_str())
+        .unwrap();
+    assert_eq!(again["valid"], false);
+    assert_eq!(again["overruled"], true);
+    // An unknown project is a clear error.
+    let out = common::radlab(&["triage", "--project", "nope"], &data);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no project nope"), "{}", text(&out));
+    rt.block_on(catalog.close());
+}

@@ -6,8 +6,8 @@ use sqlx::Row;
 use crate::catalog::{Catalog, now_rfc3339};
 use crate::error::{Result, StoreError};
 
-/// A verdict to record.
-#[derive(Debug, Clone, PartialEq)]
+/// A verdict to record: what judged (`model`), and what it said of the image.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct NewVerdict {
     pub image_id: String,
     pub sop_instance_uid: String,
@@ -15,20 +15,15 @@ pub struct NewVerdict {
     pub valid: bool,
     pub class: String,
     pub probability: String,
-    /// JSON array of `{"code", "reason"}`.
-    pub findings: String,
+    /// An array of `{"code", "reason"}`.
+    pub findings: serde_json::Value,
 }
 
-/// A recorded verdict.
+/// A recorded verdict, and an administrator's decision on it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Verdict {
-    pub image_id: String,
-    pub sop_instance_uid: String,
-    pub model: String,
-    pub valid: bool,
-    pub class: String,
-    pub probability: String,
-    pub findings: serde_json::Value,
+    #[serde(flatten)]
+    pub verdict: NewVerdict,
     pub judged_at: String,
     /// An administrator's decision, when there is one: it wins over `valid`.
     pub overruled: Option<bool>,
@@ -39,7 +34,7 @@ pub struct Verdict {
 impl Verdict {
     /// What counts: the overrule if any, else the verdict.
     pub fn effective_valid(&self) -> bool {
-        self.overruled.unwrap_or(self.valid)
+        self.overruled.unwrap_or(self.verdict.valid)
     }
 }
 
@@ -71,7 +66,7 @@ impl Catalog {
             .bind(i64::from(v.valid))
             .bind(&v.class)
             .bind(&v.probability)
-            .bind(&v.findings)
+            .bind(v.findings.to_string())
             .bind(&now)
             .execute(&mut *tx)
             .await?
@@ -96,14 +91,16 @@ impl Catalog {
                 let findings: String = r.try_get(6)?;
                 let overruled: i64 = r.try_get(8)?;
                 Ok(Verdict {
-                    image_id: r.try_get(0)?,
-                    sop_instance_uid: r.try_get(1)?,
-                    model: r.try_get(2)?,
-                    valid: r.try_get::<i64, _>(3)? == 1,
-                    class: r.try_get(4)?,
-                    probability: r.try_get(5)?,
-                    findings: serde_json::from_str(&findings)
-                        .unwrap_or(serde_json::Value::Array(Vec::new())),
+                    verdict: NewVerdict {
+                        image_id: r.try_get(0)?,
+                        sop_instance_uid: r.try_get(1)?,
+                        model: r.try_get(2)?,
+                        valid: r.try_get::<i64, _>(3)? == 1,
+                        class: r.try_get(4)?,
+                        probability: r.try_get(5)?,
+                        findings: serde_json::from_str(&findings)
+                            .unwrap_or(serde_json::Value::Array(Vec::new())),
+                    },
                     judged_at: r.try_get(7)?,
                     overruled: (overruled >= 0).then_some(overruled == 1),
                     overruled_by: r.try_get(9)?,

@@ -13,7 +13,7 @@ fn verdict(image: &str, valid: bool, findings: &str) -> NewVerdict {
         valid,
         class: String::new(),
         probability: String::new(),
-        findings: findings.into(),
+        findings: serde_json::from_str(findings).unwrap(),
     }
 }
 
@@ -33,10 +33,10 @@ async fn verdicts_and_overrules(url: &str) {
         .unwrap();
     let got = catalog.triage_verdicts("p").await.unwrap();
     assert_eq!(got.len(), 2);
-    assert_eq!(got[0].image_id, "a");
-    assert!(got[0].valid && got[0].effective_valid() && got[0].overruled.is_none());
-    assert!(!got[1].valid);
-    assert_eq!(got[1].findings[0]["code"], "body-part");
+    assert_eq!(got[0].verdict.image_id, "a");
+    assert!(got[0].verdict.valid && got[0].effective_valid() && got[0].overruled.is_none());
+    assert!(!got[1].verdict.valid);
+    assert_eq!(got[1].verdict.findings[0]["code"], "body-part");
     // An administrator keeps the hand; a new run does not undo it.
     assert!(
         catalog
@@ -57,7 +57,7 @@ async fn verdicts_and_overrules(url: &str) {
     let b = &catalog.triage_verdicts("p").await.unwrap()[1];
     assert_eq!(b.overruled, Some(true));
     assert_eq!(b.overruled_by, "admin");
-    assert!(!b.valid && b.effective_valid());
+    assert!(!b.verdict.valid && b.effective_valid());
     // Taken back.
     catalog
         .overrule_triage("p", "b", None, "admin")

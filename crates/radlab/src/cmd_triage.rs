@@ -125,7 +125,7 @@ fn triage_project(
                     valid: v.valid,
                     class: String::new(),
                     probability: String::new(),
-                    findings: serde_json::to_string(&v.findings)?,
+                    findings: serde_json::to_value(&v.findings)?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -147,6 +147,7 @@ fn triage_project(
                     None => "",
                 };
                 let reasons: Vec<String> = v
+                    .verdict
                     .findings
                     .as_array()
                     .map(|a| {
@@ -161,10 +162,11 @@ fn triage_project(
                             .collect()
                     })
                     .unwrap_or_default();
-                if v.valid {
-                    println!("{}: valid{overrule}", v.image_id);
+                let image = &v.verdict.image_id;
+                if v.verdict.valid {
+                    println!("{image}: valid{overrule}");
                 } else {
-                    println!("{}: rejected: {}{overrule}", v.image_id, reasons.join("; "));
+                    println!("{image}: rejected: {}{overrule}", reasons.join("; "));
                 }
             }
         }

@@ -279,10 +279,43 @@ pub fn encode_identifier(keys: &[(u32, String)]) -> Vec<u8> {
 }
 
 /// Read an Implicit VR Little Endian identifier: the top-level elements' values as text
-/// (trailing spaces and NULs removed); sequences are skipped.
+/// (trailing spaces and NULs removed), decoded in the identifier's Specific Character Set
+/// (its first value: ISO_IR 100 Latin-1, ISO_IR 192 UTF-8 and the other single-byte sets
+/// dicom-rs knows; the default repertoire, or a set it does not know, read as UTF-8 with
+/// replacement characters); sequences are skipped.
 pub fn parse_identifier(
     bytes: &[u8],
 ) -> Result<std::collections::BTreeMap<u32, String>, MalformedCommand> {
+    let raw = identifier_values(bytes)?;
+    let charset = raw
+        .get(&0x0008_0005)
+        .map(|v| uid_text(v))
+        .and_then(|code| {
+            let first = code.split('\\').next().unwrap_or("").trim().to_string();
+            dicom_encoding::text::SpecificCharacterSet::from_code(&first)
+        });
+    Ok(raw
+        .into_iter()
+        .map(|(tag, value)| {
+            let text = match &charset {
+                // UIDs, dates, numbers and codes are ASCII whatever the set.
+                Some(cs) if !value.is_ascii() => {
+                    use dicom_encoding::text::TextCodec as _;
+                    cs.decode(&value)
+                        .map(|t| t.trim_end_matches(['\0', ' ']).trim_start().to_string())
+                        .unwrap_or_else(|_| uid_text(&value))
+                }
+                _ => uid_text(&value),
+            };
+            (tag, text)
+        })
+        .collect())
+}
+
+/// The top-level elements' raw values of an Implicit VR Little Endian identifier.
+fn identifier_values(
+    bytes: &[u8],
+) -> Result<std::collections::BTreeMap<u32, Vec<u8>>, MalformedCommand> {
     let mut out = std::collections::BTreeMap::new();
     let mut at = 0usize;
     while at < bytes.len() {
@@ -295,7 +328,7 @@ pub fn parse_identifier(
         let value = bytes
             .get(at..at + len as usize)
             .ok_or(MalformedCommand("element longer than the identifier"))?;
-        out.insert(tag, uid_text(value));
+        out.insert(tag, value.to_vec());
         at += len as usize;
     }
     Ok(out)
@@ -351,6 +384,35 @@ fn put(out: &mut Vec<u8>, element: u16, value: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn raw_element(tag: u32, value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&((tag >> 16) as u16).to_le_bytes());
+        out.extend_from_slice(&((tag & 0xFFFF) as u16).to_le_bytes());
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value);
+        out
+    }
+
+    #[test]
+    fn identifiers_are_read_in_their_character_set() {
+        let name = 0x0010_0010;
+        // Latin-1, as many European PACS answer.
+        let mut latin = raw_element(0x0008_0005, b"ISO_IR 100");
+        latin.extend(raw_element(name, b"M\xfcller^J\xf6rg "));
+        assert_eq!(parse_identifier(&latin).unwrap()[&name], "Müller^Jörg");
+        // UTF-8, declared.
+        let mut utf8 = raw_element(0x0008_0005, b"ISO_IR 192");
+        utf8.extend(raw_element(name, "Nguyễn^Văn".as_bytes()));
+        assert_eq!(parse_identifier(&utf8).unwrap()[&name], "Nguyễn^Văn");
+        // No character set: ASCII as is.
+        let plain = raw_element(name, b"DOE^JOHN");
+        assert_eq!(parse_identifier(&plain).unwrap()[&name], "DOE^JOHN");
+        // The first of several values chooses.
+        let mut multi = raw_element(0x0008_0005, b"ISO_IR 100\\ISO 2022 IR 87");
+        multi.extend(raw_element(name, b"\xc5sa"));
+        assert_eq!(parse_identifier(&multi).unwrap()[&name], "Åsa");
+    }
 
     #[test]
     fn a_response_reads_back() {

@@ -287,13 +287,10 @@ pub fn parse_identifier(
     bytes: &[u8],
 ) -> Result<std::collections::BTreeMap<u32, String>, MalformedCommand> {
     let raw = identifier_values(bytes)?;
-    let charset = raw
-        .get(&0x0008_0005)
-        .map(|v| uid_text(v))
-        .and_then(|code| {
-            let first = code.split('\\').next().unwrap_or("").trim().to_string();
-            dicom_encoding::text::SpecificCharacterSet::from_code(&first)
-        });
+    let charset = raw.get(&0x0008_0005).map(|v| uid_text(v)).and_then(|code| {
+        let first = code.split('\\').next().unwrap_or("").trim().to_string();
+        dicom_encoding::text::SpecificCharacterSet::from_code(&first)
+    });
     Ok(raw
         .into_iter()
         .map(|(tag, value)| {

@@ -179,6 +179,11 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/projects/{project}/images/split",
             post(projects::set_split),
         )
+        .route("/api/v1/projects/{project}/triage", get(projects::triage))
+        .route(
+            "/api/v1/projects/{project}/triage/{image}",
+            put(projects::overrule_triage),
+        )
         .route(
             "/api/v1/projects/{project}/workflows",
             get(tasks::workflows),

@@ -159,6 +159,20 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     e(
         "get",
+        "/api/v1/projects/{project}/triage",
+        "owner",
+        "Every triage verdict of the project by image id (radlab triage --project), with the counts that stand: an overrule wins over the verdict.",
+        None,
+    ),
+    e(
+        "put",
+        "/api/v1/projects/{project}/triage/{image}",
+        "owner",
+        "Overrule an image's triage verdict (null takes the overrule back); 404 when it has none.",
+        Some(r#"{"valid": true}"#),
+    ),
+    e(
+        "get",
         "/api/v1/projects/{project}/workflows",
         "member",
         "The workflow of each split.",

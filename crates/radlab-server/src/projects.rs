@@ -408,3 +408,58 @@ pub(crate) async fn set_split(
         .map_err(bad_input)?;
     Ok(Json(serde_json::json!({"moved": moved, "split": m.split})))
 }
+
+/// `GET /api/v1/projects/{id}/triage`: owners and administrators; every triage verdict of
+/// the project by image id (`radlab triage --project`), with the counts that stand (an
+/// overrule wins over the verdict).
+pub(crate) async fn triage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let roles = access(&state, &caller, &project).await?;
+    require_owner(&caller, &roles, "reading the triage verdicts")?;
+    let verdicts = state.catalog.triage_verdicts(&project).await?;
+    let valid = verdicts.iter().filter(|v| v.effective_valid()).count();
+    Ok(Json(serde_json::json!({
+        "verdicts": verdicts,
+        "valid": valid,
+        "rejected": verdicts.len() - valid,
+    })))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Overrule {
+    /// true or false; null takes an earlier overrule back.
+    valid: Option<bool>,
+}
+
+/// `PUT /api/v1/projects/{id}/triage/{image}` `{"valid": true | false | null}`: owners and
+/// administrators overrule a verdict (null takes the overrule back); 404 when the image has
+/// no verdict.
+pub(crate) async fn overrule_triage(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, image)): Path<(String, String)>,
+    payload: Result<Json<Overrule>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let roles = access(&state, &caller, &project).await?;
+    require_owner(&caller, &roles, "overruling a triage verdict")?;
+    let o = body(payload)?;
+    if !state
+        .catalog
+        .overrule_triage(&project, &image, o.valid, &caller.user.username)
+        .await?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "image {image} of {project} has no triage verdict (run radlab triage --project {project})"
+            ),
+        ));
+    }
+    Ok(Json(
+        serde_json::json!({"image_id": image, "overruled": o.valid}),
+    ))
+}

@@ -27,7 +27,8 @@ fn every_documented_endpoint_is_served_and_guarded() {
             .replace("{series}", "1.2.3.4")
             .replace("{instance}", "1.2.3.4.5")
             .replace("{frames}", "1")
-            .replace("{tag}", "7FE00010");
+            .replace("{tag}", "7FE00010")
+            .replace("{image}", "0a1b");
         let method = ep.method.to_uppercase();
         let r = json(addr, &method, &path, &[], ep.body.unwrap_or(""));
         assert!(

@@ -81,6 +81,7 @@ const TABS: [string, string][] = [
   ['overview', 'Progress'],
   ['labels', 'Labels'],
   ['images', 'Images'],
+  ['triage', 'Triage'],
   ['people', 'Readers and workflows'],
   ['export', 'Export'],
 ];
@@ -117,6 +118,7 @@ export function ProjectPage({ projectId, tab, user }: { projectId: string; tab: 
           {tab === 'overview' && <Progress projectId={projectId} />}
           {tab === 'labels' && <Labels projectId={projectId} schema={project.schema} onSaved={reload} />}
           {tab === 'images' && <Images projectId={projectId} />}
+          {tab === 'triage' && <Triage projectId={projectId} />}
           {tab === 'people' && <People projectId={projectId} isAdmin={user.site_role === 'admin'} />}
           {tab === 'export' && <Export projectId={projectId} />}
         </>
@@ -610,6 +612,104 @@ function People({ projectId, isAdmin }: { projectId: string; isAdmin: boolean })
         )}
         <button type="submit">Set workflow</button>
       </form>
+    </section>
+  );
+}
+
+type Verdict = {
+  image_id: string;
+  model: string;
+  valid: boolean;
+  class: string;
+  findings: { code: string; reason: string }[];
+  overruled: boolean | null;
+  overruled_by: string;
+};
+
+/** The triage verdicts of the project (`radlab triage --project`): the rejected first, each
+ * with its reasons; an owner keeps or rejects an image against the verdict, or takes that
+ * back. */
+function Triage({ projectId }: { projectId: string }) {
+  const [data, setData] = useState<{ verdicts: Verdict[]; valid: number; rejected: number } | null>(null);
+  const [onlyRejected, setOnlyRejected] = useState(true);
+  const [error, fail, clear] = useError();
+  const load = () =>
+    get(`/api/v1/projects/${enc(projectId)}/triage`)
+      .then(setData)
+      .catch(fail);
+  useEffect(() => {
+    load();
+  }, [projectId]);
+  const overrule = async (image: string, valid: boolean | null) => {
+    clear();
+    try {
+      await put(`/api/v1/projects/${enc(projectId)}/triage/${enc(image)}`, { valid });
+      load();
+    } catch (e) {
+      fail(e);
+    }
+  };
+  if (!data) return <ErrorLine error={error} />;
+  const stands = (v: Verdict) => v.overruled ?? v.valid;
+  const shown = data.verdicts.filter((v) => !onlyRejected || !v.valid || v.overruled !== null);
+  return (
+    <section aria-label="Triage">
+      <ErrorLine error={error} />
+      {data.verdicts.length === 0 ? (
+        <p class="muted">
+          No verdicts yet: run <code>radlab triage --project {projectId}</code> on the server.
+        </p>
+      ) : (
+        <>
+          <p data-testid="triage-counts">
+            {data.valid} valid, {data.rejected} rejected of {data.verdicts.length} images.
+          </p>
+          <label>
+            <input type="checkbox" checked={onlyRejected} onChange={(e) => setOnlyRejected((e.target as HTMLInputElement).checked)} /> Only the rejected and the
+            overruled
+          </label>
+          <table class="grid" aria-label="Triage verdicts">
+            <Head cols={['Image', 'Verdict', 'Reasons', 'Decision']} />
+            <tbody>
+              {shown.map((v) => (
+                <tr key={v.image_id}>
+                  <td>
+                    <code>{v.image_id}</code>
+                  </td>
+                  <td>
+                    {v.valid ? 'valid' : 'rejected'} <span class="muted small">({v.model})</span>
+                  </td>
+                  <td>
+                    {v.findings.length === 0 ? (
+                      <span class="muted">none</span>
+                    ) : (
+                      <ul class="reasons">
+                        {v.findings.map((f) => (
+                          <li key={f.code}>
+                            <strong>{f.code}</strong>: {f.reason}
+                          </li>
+                        ))}
+                      </ul>
+                    )}
+                  </td>
+                  <td>
+                    {v.overruled !== null && (
+                      <span>
+                        {stands(v) ? 'kept' : 'rejected'} by {v.overruled_by}{' '}
+                      </span>
+                    )}
+                    {v.overruled === null ? (
+                      <button onClick={() => overrule(v.image_id, !v.valid)}>{v.valid ? 'Reject' : 'Keep'}</button>
+                    ) : (
+                      <button onClick={() => overrule(v.image_id, null)}>Undo</button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
     </section>
   );
 }

@@ -9,6 +9,7 @@
 // Exit status 0 when every check holds; each failure is printed with the step it broke.
 
 import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -202,6 +203,29 @@ try {
     await snap(page, 'admin-assigned');
     await axe(page, 'project-admin');
     await context.close();
+  });
+
+  await step('triage on the server rejects the uploaded hip; the admin reads why and keeps it, then takes that back', async () => {
+    const said = execFileSync(process.env.RADLAB_BIN, ['triage', '--project', project, '--data-dir', process.env.RADLAB_DATA_DIR], { encoding: 'utf8' });
+    check(/rejected: body-part/.test(said), `the hip rejected by its body part: ${said}`);
+    const { page } = await session('admin');
+    await signIn(page, 'admin');
+    await page.goto(`${base}/#/projects/${project}/triage`);
+    const counts = page.getByTestId('triage-counts');
+    await counts.waitFor();
+    check(/ 1 rejected of /.test(await counts.textContent()), `counts: ${await counts.textContent()}`);
+    const table = page.getByRole('table', { name: 'Triage verdicts' });
+    await table.getByText(/Body Part Examined "HIP" is not the chest/).waitFor();
+    await axe(page, 'triage');
+    await snap(page, 'admin-triage');
+    await table.getByRole('button', { name: 'Keep' }).click();
+    await table.getByText('kept by admin').waitFor();
+    check(/ 0 rejected of /.test(await counts.textContent()), `after keeping: ${await counts.textContent()}`);
+    const r = await api(page, 'GET', `/api/v1/projects/${project}/triage`);
+    check(r.body.verdicts.filter((v) => v.overruled === true).length === 1, `one overruled: ${JSON.stringify(r.body)}`);
+    await table.getByRole('button', { name: 'Undo' }).click();
+    await table.getByRole('button', { name: 'Keep' }).waitFor();
+    check(/ 1 rejected of /.test(await counts.textContent()), `after undo: ${await counts.textContent()}`);
   });
 
   await step('reader1 opens a CXR, changes the window, draws two labelled boxes, ticks an image label, reloads, finds it all, submits', async () => {

@@ -122,6 +122,9 @@ fn readers_reviewers_and_admin_in_the_browser() {
             serde_json::Value::Object(passwords).to_string(),
         )
         .env("RADLAB_ARTIFACTS", &artifacts)
+        // For `radlab triage --project` on the server's data folder.
+        .env("RADLAB_BIN", env!("CARGO_BIN_EXE_radlab"))
+        .env("RADLAB_DATA_DIR", &data)
         .env("CHROMIUM", &chromium)
         .env(
             "RADLAB_UPLOAD_FILE",

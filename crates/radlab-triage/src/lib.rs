@@ -4,9 +4,11 @@
 //! naming the attribute and its value; a missing attribute is never a finding. And the
 //! deterministic path from a file to the pixels a network looks at ([`preprocess`]: the
 //! image as displayed, letterboxed by area averaging, standardized; the eight orientations
-//! and the grey-level inversion training needs). The CNN on pixels (class and orientation)
-//! is the next step of issue 8.
+//! and the grey-level inversion training needs), and the examples it will learn from
+//! ([`dataset`]: the corpus manifest's classes, split held out by patient). The CNN on
+//! pixels (class and orientation) is the next step of issue 8.
 
+pub mod dataset;
 pub mod preprocess;
 pub mod rules;
 

@@ -96,3 +96,35 @@ fn odd_and_broken_files_give_pixels_or_a_reason() {
     assert!(refused >= 3, "{refused}");
     assert!(ok >= 60, "{ok}");
 }
+
+#[test]
+fn the_manifest_gives_every_class_and_a_split_held_out_by_patient() {
+    const TEST: &str = "the_manifest_gives_every_class_and_a_split_held_out_by_patient";
+    let Some(corpus) = radlab_testkit::corpus(TEST) else {
+        return;
+    };
+    use radlab_triage::dataset::{Class, from_manifest, split_by_group};
+    let examples = from_manifest(&corpus.root).unwrap();
+    let count = |c: Class| examples.iter().filter(|e| e.class == c).count();
+    assert!(count(Class::Frontal) >= 270, "{}", count(Class::Frontal));
+    assert_eq!(count(Class::Lateral), 3);
+    assert!(count(Class::Inverted) >= 20);
+    assert!(count(Class::Other) >= 50, "{}", count(Class::Other));
+    // Every example is a file with pixels the network can see.
+    for e in &examples {
+        let path = corpus.path(&e.path);
+        load_grey(&path).unwrap_or_else(|err| panic!("{}: {err}", e.path));
+    }
+    let (train, test) = split_by_group(&examples, 0.2, 2026);
+    let groups = |ix: &[usize]| -> std::collections::BTreeSet<&str> {
+        ix.iter().map(|&i| examples[i].group.as_str()).collect()
+    };
+    assert!(groups(&train).is_disjoint(&groups(&test)));
+    for c in Class::ALL {
+        assert!(
+            test.iter().any(|&i| examples[i].class == c),
+            "no {} held out",
+            c.name()
+        );
+    }
+}

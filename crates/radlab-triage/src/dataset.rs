@@ -1,0 +1,257 @@
+//! The examples the network learns from and is judged on, from the shared corpus's
+//! manifest (`manifest.csv`: each file's `expected` class and its `family`, the patient or
+//! the source image it shows), and a split held out by family: no patient, and no image in
+//! another encoding, is on both sides.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// What the network says an image is, in its output order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// A frontal chest radiograph (PA or AP): the only valid class.
+    Frontal,
+    /// A lateral chest radiograph.
+    Lateral,
+    /// Another body part or modality.
+    Other,
+    /// A chest radiograph shown with its grey levels inverted.
+    Inverted,
+}
+
+impl Class {
+    pub const ALL: [Class; 4] = [
+        Class::Frontal,
+        Class::Lateral,
+        Class::Other,
+        Class::Inverted,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Frontal => "frontal",
+            Class::Lateral => "lateral",
+            Class::Other => "other",
+            Class::Inverted => "inverted",
+        }
+    }
+
+    /// The class of a manifest `expected` value; `None` for files with no image to learn
+    /// from (header only, no pixel data, truncated, no file meta, invalid pixel data).
+    pub fn of_expected(expected: &str) -> Option<Class> {
+        Some(match expected {
+            "frontal_cxr" => Class::Frontal,
+            "lateral_cxr" => Class::Lateral,
+            // A chest radiograph whose header says MONOCHROME1 over MONOCHROME2 pixels: shown
+            // as the header says, it looks inverted, which is what the network must see.
+            "inverted_cxr" | "header_tampered" => Class::Inverted,
+            "non_chest_radiograph"
+            | "ct"
+            | "mr"
+            | "us"
+            | "nm"
+            | "pet"
+            | "mammography"
+            | "angiography"
+            | "rt_image"
+            | "rt_dose"
+            | "segmentation"
+            | "photograph"
+            | "other_image" => Class::Other,
+            _ => return None,
+        })
+    }
+}
+
+/// One file of the corpus with its class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Example {
+    /// Relative to the corpus root, as in the manifest.
+    pub path: String,
+    pub class: Class,
+    /// The family (patient or source image); the path when the manifest gives none.
+    pub group: String,
+}
+
+/// Why the manifest could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {why}")]
+pub struct DatasetError {
+    pub path: PathBuf,
+    pub why: String,
+}
+
+/// Every image and DICOM file of the manifest under `root` with a class, in manifest order.
+pub fn from_manifest(root: &Path) -> Result<Vec<Example>, DatasetError> {
+    let path = root.join("manifest.csv");
+    let fail = |why: String| DatasetError {
+        path: path.clone(),
+        why,
+    };
+    let mut reader = csv::Reader::from_path(&path).map_err(|e| fail(e.to_string()))?;
+    let headers = reader.headers().map_err(|e| fail(e.to_string()))?.clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| fail(format!("no column {name}")))
+    };
+    let (c_path, c_kind, c_expected, c_family) = (
+        column("path")?,
+        column("kind")?,
+        column("expected")?,
+        column("family")?,
+    );
+    let mut out = Vec::new();
+    for (line, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| fail(format!("row {}: {e}", line + 2)))?;
+        let kind = record.get(c_kind).unwrap_or("");
+        if kind != "image" && kind != "dicom" {
+            continue;
+        }
+        let Some(class) = Class::of_expected(record.get(c_expected).unwrap_or("")) else {
+            continue;
+        };
+        let path = record.get(c_path).unwrap_or("").to_string();
+        let family = record.get(c_family).unwrap_or("").trim();
+        out.push(Example {
+            group: if family.is_empty() {
+                path.clone()
+            } else {
+                family.to_string()
+            },
+            path,
+            class,
+        });
+    }
+    Ok(out)
+}
+
+/// A split held out by group: the groups of each class (by their first example's class)
+/// ordered by a seeded hash, the first `test_fraction` of them (at least one when a class
+/// has two groups or more) held out. Deterministic: the same examples and seed give the
+/// same split on every machine. Returns (train, test) indices into `examples`.
+pub fn split_by_group(
+    examples: &[Example],
+    test_fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>) {
+    let mut class_of_group: BTreeMap<&str, Class> = BTreeMap::new();
+    for e in examples {
+        class_of_group.entry(e.group.as_str()).or_insert(e.class);
+    }
+    let mut held_out: BTreeSet<&str> = BTreeSet::new();
+    for class in Class::ALL {
+        let mut groups: Vec<&str> = class_of_group
+            .iter()
+            .filter(|(_, c)| **c == class)
+            .map(|(g, _)| *g)
+            .collect();
+        groups.sort_by_key(|g| (fnv1a(seed, g), *g));
+        let n = groups.len();
+        let mut k = (n as f64 * test_fraction).round() as usize;
+        if n >= 2 {
+            k = k.clamp(1, n - 1);
+        } else {
+            k = 0;
+        }
+        held_out.extend(groups.into_iter().take(k));
+    }
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (i, e) in examples.iter().enumerate() {
+        if held_out.contains(e.group.as_str()) {
+            test.push(i);
+        } else {
+            train.push(i);
+        }
+    }
+    (train, test)
+}
+
+/// FNV-1a over the seed's bytes then the text: a stable hash (no per-process key).
+fn fnv1a(seed: u64, text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in seed.to_le_bytes().iter().chain(text.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(path: &str, class: Class, group: &str) -> Example {
+        Example {
+            path: path.into(),
+            class,
+            group: group.into(),
+        }
+    }
+
+    #[test]
+    fn groups_never_straddle_and_every_class_is_held_out() {
+        let mut examples = Vec::new();
+        for p in 0..20 {
+            for k in 0..3 {
+                examples.push(ex(
+                    &format!("f{p}-{k}"),
+                    Class::Frontal,
+                    &format!("patient{p}"),
+                ));
+            }
+        }
+        examples.push(ex("l1", Class::Lateral, "l1"));
+        examples.push(ex("l2", Class::Lateral, "l2"));
+        examples.push(ex("o1", Class::Other, "o1"));
+        let (train, test) = split_by_group(&examples, 0.2, 7);
+        assert_eq!(train.len() + test.len(), examples.len());
+        let groups = |ix: &[usize]| -> BTreeSet<String> {
+            ix.iter().map(|&i| examples[i].group.clone()).collect()
+        };
+        assert!(groups(&train).is_disjoint(&groups(&test)));
+        // 4 of the 20 patients, one of the two laterals, none of the single other.
+        let test_classes: Vec<Class> = test.iter().map(|&i| examples[i].class).collect();
+        assert_eq!(
+            test_classes
+                .iter()
+                .filter(|c| **c == Class::Frontal)
+                .count(),
+            12
+        );
+        assert_eq!(
+            test_classes
+                .iter()
+                .filter(|c| **c == Class::Lateral)
+                .count(),
+            1
+        );
+        assert!(!test_classes.contains(&Class::Other));
+        // The same seed, the same split; another seed, another one.
+        assert_eq!(
+            split_by_group(&examples, 0.2, 7),
+            (train.clone(), test.clone())
+        );
+        assert_ne!(split_by_group(&examples, 0.2, 8).1, test);
+    }
+
+    #[test]
+    fn manifest_classes() {
+        assert_eq!(Class::of_expected("frontal_cxr"), Some(Class::Frontal));
+        assert_eq!(Class::of_expected("header_tampered"), Some(Class::Inverted));
+        assert_eq!(Class::of_expected("mr"), Some(Class::Other));
+        assert_eq!(Class::of_expected("truncated_file"), None);
+        assert_eq!(Class::of_expected(""), None);
+        for c in Class::ALL {
+            assert_eq!(Class::ALL[c.index()], c);
+        }
+    }
+}

@@ -9,8 +9,10 @@
 //! pixels (class and orientation) is the next step of issue 8.
 
 pub mod dataset;
+pub mod model;
 pub mod preprocess;
 pub mod rules;
+pub mod train;
 
 use std::path::Path;
 

@@ -253,6 +253,39 @@ pub fn encode_request(r: &Request<'_>) -> Vec<u8> {
     out
 }
 
+/// The largest P-DATA value for a peer that receives PDUs of at most `peer_max` bytes
+/// (0: no limit announced, then `unlimited`): the PDU less its headers.
+pub(crate) fn max_fragment(peer_max: u32, unlimited: usize) -> usize {
+    match peer_max {
+        0 => unlimited,
+        n => (n as usize).saturating_sub(12).max(64),
+    }
+}
+
+/// `bytes` (a command set or a data set) as P-DATA-TF PDUs of one value each, no value
+/// longer than `max`, the last one marked; an empty message is one empty value.
+pub(crate) fn pdata_fragments(
+    pc_id: u8,
+    kind: dicom_ul::pdu::PDataValueType,
+    bytes: &[u8],
+    max: usize,
+) -> impl Iterator<Item = dicom_ul::Pdu> + '_ {
+    let count = bytes.len().div_ceil(max.max(1)).max(1);
+    (0..count).map(move |i| {
+        let chunk = bytes
+            .get(i * max..((i + 1) * max).min(bytes.len()))
+            .unwrap_or(&[]);
+        dicom_ul::Pdu::PData {
+            data: vec![dicom_ul::pdu::PDataValue {
+                presentation_context_id: pc_id,
+                value_type: kind.clone(),
+                is_last: i + 1 == count,
+                data: chunk.to_vec(),
+            }],
+        }
+    })
+}
+
 /// Value Representations whose values are padded with NUL rather than space.
 const UI_TAGS: &[u32] = &[
     0x0008_0016, // SOP Class UID

@@ -84,11 +84,6 @@ impl Importer {
         }
     }
 
-    /// The de-identification applied before import, if any.
-    pub fn deid(&self) -> Option<&Deid> {
-        self.deid.as_ref()
-    }
-
     /// Import one Part 10 file that came from `origin`, catalogued as `origin/name`, or
     /// de-identified first; the answer for the sender (association `association`, for logs).
     pub fn store_file(
@@ -136,7 +131,7 @@ impl Importer {
         jobs: Option<usize>,
     ) -> Result<Vec<Result<(), NotImported>>, StoreUnavailable> {
         let mut results: Vec<Result<(), NotImported>> = vec![Ok(()); files.len()];
-        // (index into files, path to import, catalog name)
+        // (index into files, path to import, catalog display name `origin/name`)
         let mut to_import: Vec<(usize, PathBuf, String)> = Vec::new();
         let work_dir;
         if let Some(deid) = &self.deid {
@@ -186,7 +181,7 @@ impl Importer {
                 if let Some(record) = outcome.mapping {
                     records.push(record);
                 }
-                to_import.push((i, written, name));
+                to_import.push((i, written, format!("{}/{name}", files[i].origin)));
             }
             if let (Some(mapping), false) = (&deid.mapping, records.is_empty()) {
                 let _turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
@@ -204,7 +199,7 @@ impl Importer {
             to_import = files
                 .iter()
                 .enumerate()
-                .map(|(i, f)| (i, f.path.clone(), f.name.clone()))
+                .map(|(i, f)| (i, f.path.clone(), format!("{}/{}", f.origin, f.name)))
                 .collect();
         }
         let outcome = self.import_files(files, &to_import, jobs);
@@ -226,13 +221,14 @@ impl Importer {
                 );
             }
         }
-        // The catalog names each problem by its display name, origin/name.
+        // The catalog names each problem by its display name.
+        let by_display: std::collections::HashMap<&str, usize> = to_import
+            .iter()
+            .map(|(i, _, display)| (display.as_str(), *i))
+            .collect();
         for problem in summary.problems {
-            if let Some((i, _, _)) = to_import
-                .iter()
-                .find(|(i, _, name)| format!("{}/{name}", files[*i].origin) == problem.source_path)
-            {
-                results[*i] = Err(NotImported {
+            if let Some(&i) = by_display.get(problem.source_path.as_str()) {
+                results[i] = Err(NotImported {
                     reason_code: problem.reason_code,
                     reason: problem.reason,
                 });
@@ -258,8 +254,8 @@ impl Importer {
         labels.dedup();
         let sources = to_import
             .iter()
-            .map(|(i, path, name)| Source {
-                display: format!("{}/{name}", files[*i].origin),
+            .map(|(_, path, display)| Source {
+                display: display.clone(),
                 location: SourceLocation::File(path.clone()),
             })
             .collect();
@@ -313,18 +309,8 @@ pub struct Spool {
     sequence: AtomicU64,
     /// Set when a file arrives; the worker waits on it when the spool is empty.
     wake: (Mutex<bool>, Condvar),
-    /// Batches imported (or failed) since the spool opened, for tests and logs.
-    state: Mutex<SpoolState>,
     /// When the last object was spooled.
     last_arrival: Mutex<Option<Instant>>,
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SpoolState {
-    pub imported: u64,
-    pub failed: u64,
-    /// The worker is importing a batch right now.
-    pub busy: bool,
 }
 
 impl Spool {
@@ -339,19 +325,8 @@ impl Spool {
             importer,
             sequence: AtomicU64::new(0),
             wake: (Mutex::new(false), Condvar::new()),
-            state: Mutex::new(SpoolState::default()),
             last_arrival: Mutex::new(None),
         }))
-    }
-
-    /// The spool folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// What the worker has done so far.
-    pub fn state(&self) -> SpoolState {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Files waiting, oldest first.
@@ -456,7 +431,6 @@ impl Spool {
                 *woken = false;
                 continue;
             }
-            self.set_busy(true);
             let incoming: Vec<Incoming> = batch.iter().map(|p| spooled(p)).collect();
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.importer.import_batch(&incoming, None)
@@ -471,7 +445,6 @@ impl Spool {
                         incoming.len(),
                         backoff.as_secs()
                     );
-                    self.set_busy(false);
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                 }
@@ -491,12 +464,7 @@ impl Spool {
                     self.settle(&incoming, results);
                 }
             }
-            self.set_busy(false);
         }
-    }
-
-    fn set_busy(&self, busy: bool) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).busy = busy;
     }
 
     /// Remove what was imported; move what was not to `failed/` with its reason.
@@ -528,13 +496,9 @@ impl Spool {
             }
         }
         let _ = sync_dir(&self.dir);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.imported += imported;
-        state.failed += failed;
         tracing::info!(
-            "pacs: spool: batch of {} imported ({imported} in the catalog, {failed} failed); {} waiting",
-            incoming.len(),
-            self.waiting().len()
+            "pacs: spool: batch of {} imported ({imported} in the catalog, {failed} failed)",
+            incoming.len()
         );
     }
 

@@ -1152,10 +1152,7 @@ fn send_message(
     response: &Response<'_>,
     data: Option<&[u8]>,
 ) -> Result<(), String> {
-    let max = match assoc.requestor_max_pdu_length() {
-        0 => 1 << 20,
-        n => (n as usize).saturating_sub(12).max(64),
-    };
+    let max = dimse::max_fragment(assoc.requestor_max_pdu_length(), 1 << 20);
     let command = dimse::encode_response(response);
     let parts = [
         (PDataValueType::Command, Some(command.as_slice())),
@@ -1163,22 +1160,9 @@ fn send_message(
     ];
     for (kind, bytes) in parts {
         let Some(bytes) = bytes else { continue };
-        let chunks: Vec<&[u8]> = if bytes.is_empty() {
-            vec![bytes]
-        } else {
-            bytes.chunks(max).collect()
-        };
-        let last = chunks.len() - 1;
-        for (i, chunk) in chunks.into_iter().enumerate() {
+        for pdu in dimse::pdata_fragments(pc_id, kind, bytes, max) {
             assoc
-                .send(&Pdu::PData {
-                    data: vec![PDataValue {
-                        presentation_context_id: pc_id,
-                        value_type: kind.clone(),
-                        is_last: i == last,
-                        data: chunk.to_vec(),
-                    }],
-                })
+                .send(&pdu)
                 .map_err(|e| format!("cannot send the response: {e}"))?;
         }
     }

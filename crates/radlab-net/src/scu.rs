@@ -219,26 +219,10 @@ impl Assoc {
         kind: PDataValueType,
         bytes: &[u8],
     ) -> Result<(), ScuError> {
-        let max = match self.assoc().acceptor_max_pdu_length() {
-            0 => 16_384,
-            n => (n as usize).saturating_sub(12).max(64),
-        };
-        let chunks: Vec<&[u8]> = if bytes.is_empty() {
-            vec![bytes]
-        } else {
-            bytes.chunks(max).collect()
-        };
-        let last = chunks.len() - 1;
-        for (i, chunk) in chunks.into_iter().enumerate() {
+        let max = dimse::max_fragment(self.assoc().acceptor_max_pdu_length(), 16_384);
+        for pdu in dimse::pdata_fragments(pc_id, kind, bytes, max) {
             self.assoc()
-                .send(&Pdu::PData {
-                    data: vec![PDataValue {
-                        presentation_context_id: pc_id,
-                        value_type: kind.clone(),
-                        is_last: i == last,
-                        data: chunk.to_vec(),
-                    }],
-                })
+                .send(&pdu)
                 .map_err(|e| ScuError::Protocol(format!("cannot send: {e}")))?;
         }
         Ok(())

@@ -12,8 +12,6 @@
 //! unseeded one), so that `radlab triage train --seed S` gives the same weights on the same
 //! data and machine.
 
-use std::collections::HashMap;
-
 use candle_core::{DType, Device, Tensor, Var};
 
 use crate::dataset::Class;
@@ -126,21 +124,12 @@ impl Net {
 
     /// The weights as a safetensors file.
     pub fn to_safetensors(&self) -> candle_core::Result<Vec<u8>> {
-        let map: HashMap<String, Tensor> = self
+        let named: Vec<(String, Tensor)> = self
             .named()
             .into_iter()
             .map(|(k, v)| (k, v.as_tensor().clone()))
             .collect();
-        let dir = std::env::temp_dir().join(format!(
-            "radlab-triage-weights-{}-{}",
-            std::process::id(),
-            Rng::new(map.len() as u64).next_u64()
-        ));
-        // candle writes safetensors to a path; read it back into memory.
-        candle_core::safetensors::save(&map, &dir)?;
-        let bytes = std::fs::read(&dir).map_err(candle_core::Error::wrap)?;
-        let _ = std::fs::remove_file(&dir);
-        Ok(bytes)
+        safetensors::serialize(named, None).map_err(candle_core::Error::wrap)
     }
 
     /// Weights read from a safetensors file's bytes; every tensor must be there with its

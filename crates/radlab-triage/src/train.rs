@@ -270,15 +270,19 @@ pub fn train_on_corpus(
     })
     .map_err(|e| e.to_string())?;
     let held_out = evaluate(&net, &test_set).map_err(|e| e.to_string())?;
-    let mut dicom = Vec::new();
-    for (e, p) in examples.iter().zip(&prepared) {
-        if e.path.starts_with("dicom/") {
-            let said = net
-                .predict(&[p.image.standardized()])
-                .map_err(|err| err.to_string())?;
-            dicom.push((e.path.clone(), e.class, said[0].clone()));
-        }
-    }
+    let of_dicom: Vec<usize> = (0..examples.len())
+        .filter(|&i| examples[i].path.starts_with("dicom/"))
+        .collect();
+    let inputs: Vec<Vec<f32>> = of_dicom
+        .iter()
+        .map(|&i| prepared[i].image.standardized())
+        .collect();
+    let said = net.predict(&inputs).map_err(|e| e.to_string())?;
+    let dicom = of_dicom
+        .iter()
+        .zip(said)
+        .map(|(&i, p)| (examples[i].path.clone(), examples[i].class, p))
+        .collect();
     Ok(CorpusRun {
         net,
         train_examples: train_set.len(),

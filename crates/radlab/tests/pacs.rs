@@ -1089,8 +1089,9 @@ fn a_spooled_object_survives_a_failing_store_and_a_crash_and_is_imported_on_rest
     );
     // Acknowledged, kept in the spool while the store fails.
     assert_eq!(spooled(&data).len(), 2, "{:?}", spooled(&data));
-    // The worker's first try fails, and it waits before the next.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The worker waits for a 300 ms pause in arrivals, then its first try fails; time
+    // enough for that on a loaded machine.
+    std::thread::sleep(std::time::Duration::from_millis(3000));
     // A crash: the process killed with the objects still spooled.
     let log = scp.kill();
     assert!(log.contains("stay spooled"), "{log}");

@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -26,44 +26,7 @@ struct Scp {
 
 impl Scp {
     fn start(data: &Path, extra: &[&str]) -> Scp {
-        let mut child = common::command()
-            .args([
-                "pacs",
-                "listen",
-                "--aet",
-                "RADLAB",
-                "--port",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "-v",
-            ])
-            .args(extra)
-            .arg("--data-dir")
-            .arg(data)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start radlab pacs listen");
-        let mut stderr = child.stderr.take().unwrap();
-        let log = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "the SCP did not start"
-        );
-        let addr = line
-            .trim()
-            .strip_prefix("radlab pacs listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"));
-        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let (child, port, _, log) = common::start_listen(data, extra);
         Scp {
             child,
             port,

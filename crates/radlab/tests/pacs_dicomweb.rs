@@ -110,21 +110,10 @@ fn web_find_and_retrieve_bring_exactly_orthancs_studies_with_pixels_unchanged() 
         &data,
         pw,
     ));
-    let body = serde_json::json!({"Level": "Series", "Query": {"BodyPartExamined": "CHEST"},
-        "Expand": true});
-    let expected: BTreeSet<String> = orthanc
-        .post("/tools/find", body.to_string().as_bytes())
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let study = orthanc.get(&format!("/studies/{}", s["ParentStudy"].as_str().unwrap()));
-            study["MainDicomTags"]["StudyInstanceUID"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let expected = common::orthanc_studies_of_series(
+        &orthanc,
+        serde_json::json!({"BodyPartExamined": "CHEST"}),
+    );
     assert_eq!(chest, expected);
     assert!(!chest.is_empty());
     let with_patient: Vec<&Uploaded> = uploaded

@@ -9,7 +9,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Read};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -40,36 +40,11 @@ fn free_port() -> u16 {
 
 /// `radlab pacs listen` on a free port; its port and a thread collecting its log.
 fn start_scp(data: &Path, extra: &[&str]) -> (Killed, u16, std::thread::JoinHandle<String>) {
-    let mut child = common::command()
-        .args(["pacs", "listen", "--aet", "RADLAB", "--port", "0"])
-        .args(["--bind", "127.0.0.1", "-v"])
-        .args(extra)
-        .arg("--data-dir")
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start radlab pacs listen");
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("radlab pacs listening on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"));
+    let (child, port, line, log) = common::start_listen(data, extra);
     assert!(
         line.contains("query/retrieve over project qr (1 move destination(s))"),
         "{line}"
     );
-    let port = addr.rsplit(':').next().unwrap().parse().unwrap();
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     (Killed(child), port, log)
 }
 

@@ -115,21 +115,10 @@ fn echo_and_find_return_exactly_orthancs_matches() {
         &orthanc,
         &data,
     ));
-    let body = serde_json::json!({"Level": "Series", "Query": {"BodyPartExamined": "CHEST"},
-        "Expand": true});
-    let chest_series = orthanc.post("/tools/find", body.to_string().as_bytes());
-    let expected: BTreeSet<String> = chest_series
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let study = orthanc.get(&format!("/studies/{}", s["ParentStudy"].as_str().unwrap()));
-            study["MainDicomTags"]["StudyInstanceUID"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let expected = common::orthanc_studies_of_series(
+        &orthanc,
+        serde_json::json!({"BodyPartExamined": "CHEST"}),
+    );
     assert_eq!(chest, expected);
     assert!(!chest.is_empty());
 

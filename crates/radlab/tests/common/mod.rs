@@ -212,6 +212,28 @@ pub fn orthanc_studies(
         .collect()
 }
 
+/// Study Instance UIDs of the studies holding a series that matches `query` (Orthanc's
+/// `/tools/find` at series level, as a body part is searched).
+pub fn orthanc_studies_of_series(
+    orthanc: &radlab_testkit::Orthanc,
+    query: serde_json::Value,
+) -> std::collections::BTreeSet<String> {
+    let body = serde_json::json!({"Level": "Series", "Query": query, "Expand": true});
+    orthanc
+        .post("/tools/find", body.to_string().as_bytes())
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let study = orthanc.get(&format!("/studies/{}", s["ParentStudy"].as_str().unwrap()));
+            study["MainDicomTags"]["StudyInstanceUID"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 /// The Study Instance UIDs of a successful `find --json` or `web-find --json`.
 pub fn found_uids(out: &Output) -> std::collections::BTreeSet<String> {
     assert!(out.status.success(), "{}", text(out));
@@ -351,4 +373,50 @@ pub fn assert_deidentified_cr(out: &Output, data: &Path, uploaded: &[Uploaded]) 
         assert!(stored.values().any(|p| *p == u.pixels));
     }
     no_staging_left(data);
+}
+
+/// `radlab pacs listen` on a free loopback port as AE RADLAB with `-v` and `extra`: the child,
+/// its port, its first line (the announcement), and a thread collecting its log.
+pub fn start_listen(
+    data: &Path,
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    u16,
+    String,
+    std::thread::JoinHandle<String>,
+) {
+    use std::io::Read as _;
+    let mut child = command()
+        .args(["pacs", "listen", "--aet", "RADLAB", "--port", "0"])
+        .args(["--bind", "127.0.0.1", "-v"])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start radlab pacs listen");
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    assert!(
+        out.read_line(&mut line).unwrap() > 0,
+        "the SCP did not start"
+    );
+    let port = line
+        .trim()
+        .strip_prefix("radlab pacs listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"));
+    // Keep draining stdout so the SCP never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (child, port, line, log)
 }

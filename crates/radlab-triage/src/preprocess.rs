@@ -206,20 +206,31 @@ impl Grey {
     /// covers (area averaging, exact in rational arithmetic up to the final rounding), also
     /// when enlarging.
     pub fn letterboxed(&self, side: u32) -> Grey {
+        self.scaled_to_fit(side).padded(side)
+    }
+
+    /// This image scaled by area averaging so its longest side is `side` (the aspect kept,
+    /// each side at least one pixel): [`Grey::letterboxed`] without the margins.
+    pub fn scaled_to_fit(&self, side: u32) -> Grey {
         let (w, h) = (self.width.max(1), self.height.max(1));
         let longest = w.max(h);
-        // Scaled size, at least one pixel.
         let sw = ((u64::from(w) * u64::from(side) + u64::from(longest) / 2) / u64::from(longest))
             .max(1) as u32;
         let sh = ((u64::from(h) * u64::from(side) + u64::from(longest) / 2) / u64::from(longest))
             .max(1) as u32;
-        let scaled = self.area_resized(sw, sh);
+        self.area_resized(sw, sh)
+    }
+
+    /// This image centred on a black `side` x `side` square (it must fit).
+    pub fn padded(&self, side: u32) -> Grey {
+        let (sw, sh) = (self.width.min(side), self.height.min(side));
         let (x0, y0) = ((side - sw) / 2, (side - sh) / 2);
+        let stride = self.width as usize;
         let mut out = vec![0u8; side as usize * side as usize];
         for y in 0..sh as usize {
             let dst = (y0 as usize + y) * side as usize + x0 as usize;
             out[dst..dst + sw as usize]
-                .copy_from_slice(&scaled.pixels[y * sw as usize..(y + 1) * sw as usize]);
+                .copy_from_slice(&self.pixels[y * stride..y * stride + sw as usize]);
         }
         Grey {
             width: side,

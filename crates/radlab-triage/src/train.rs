@@ -1,11 +1,16 @@
 //! Training and evaluating the triage network on the corpus's examples
-//! ([`crate::dataset`]), deterministically: a seed fixes the initial weights, the sampling
-//! and the orientations; the same data and seed give the same weights on the same machine.
+//! ([`crate::dataset`]), deterministically: a seed fixes the initial weights, the sampling,
+//! the augmentation and the orientations; the same data and seed give the same weights on
+//! the same machine.
 //!
-//! Each epoch draws the same number of samples of every class (with replacement where a
-//! class has fewer examples), each in a random one of the eight orientations; the inverted
-//! class takes the corpus's inverted radiographs and frontal ones inverted here. The loss is
-//! the sum of the class and the orientation cross-entropies; AdamW.
+//! Each epoch draws the same number of samples of every class (with replacement), each
+//! augmented (a crop keeping 80 to 100% of each side, a tone curve: gamma within e^±0.4,
+//! black and white points moved by up to 60 and 55 grey levels) and shown in a random one of
+//! the eight orientations; the inverted class takes the corpus's inverted radiographs and
+//! frontal ones inverted here (the image inverted, its margins left black). The loss is the
+//! class cross-entropy plus the orientation cross-entropy (not for the "other" class, whose
+//! upright is undefined); AdamW with a one-cycle learning rate (warm-up over the first tenth,
+//! then cosine annealing).
 
 use candle_nn::Optimizer as _;
 
@@ -21,6 +26,7 @@ pub struct TrainConfig {
     /// Samples of each class per epoch.
     pub per_class: usize,
     pub batch: usize,
+    /// The peak learning rate.
     pub learning_rate: f64,
 }
 
@@ -28,52 +34,104 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             seed: 2026,
-            epochs: 24,
+            epochs: 60,
             per_class: 256,
             batch: 32,
-            learning_rate: 2e-3,
+            learning_rate: 3e-3,
         }
     }
 }
 
-/// An example ready for the network: its image letterboxed to the input side, its class.
+/// The side augmentation crops from before scaling to the input side.
+const CROP_SOURCE_SIDE: u32 = 128;
+
+/// An example ready for the network: its image scaled to fit the input side (as inference
+/// sees it) and to fit twice that (for crops), its class.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    pub image: Grey,
+    pub fit: Grey,
+    pub large: Grey,
     pub class: Class,
 }
 
 impl Prepared {
     pub fn new(image: &Grey, class: Class) -> Prepared {
         Prepared {
-            image: image.letterboxed(INPUT_SIDE),
+            fit: image.scaled_to_fit(INPUT_SIDE),
+            large: image.scaled_to_fit(CROP_SOURCE_SIDE),
             class,
         }
     }
 }
 
-/// One training sample: the class and orientation to learn, and the input.
-fn sample(p: &Prepared, invert: bool, o: Orientation) -> (Vec<f32>, u32, u32) {
-    let img = if invert {
-        p.image.inverted()
-    } else {
-        p.image.clone()
+/// A random crop (80 to 100% of each side) scaled to fit the input side, then a random tone
+/// curve.
+fn augment(p: &Prepared, rng: &mut Rng) -> Grey {
+    let src = &p.large;
+    let (w, h) = (src.width as usize, src.height as usize);
+    let (fh, fw) = (rng.uniform(0.8, 1.0), rng.uniform(0.8, 1.0));
+    let ch = ((h as f64 * fh) as usize).clamp(1.min(h), h).max(8.min(h));
+    let cw = ((w as f64 * fw) as usize).clamp(1.min(w), w).max(8.min(w));
+    let y0 = rng.below(h - ch + 1);
+    let x0 = rng.below(w - cw + 1);
+    let mut pixels = Vec::with_capacity(cw * ch);
+    for y in y0..y0 + ch {
+        pixels.extend_from_slice(&src.pixels[y * w + x0..y * w + x0 + cw]);
+    }
+    let crop = Grey {
+        width: cw as u32,
+        height: ch as u32,
+        pixels,
     };
+    let mut img = crop.scaled_to_fit(INPUT_SIDE);
+    let gamma = rng.uniform(-0.4, 0.4).exp();
+    let lo = rng.uniform(0.0, 60.0);
+    let hi = rng.uniform(200.0, 255.0);
+    let lut: Vec<u8> = (0..256)
+        .map(|v| (lo + (hi - lo) * (v as f64 / 255.0).powf(gamma)).round().clamp(0.0, 255.0) as u8)
+        .collect();
+    for v in &mut img.pixels {
+        *v = lut[usize::from(*v)];
+    }
+    img
+}
+
+/// One training sample: the input, the class and orientation to learn.
+fn sample(p: &Prepared, invert: bool, o: Orientation, rng: &mut Rng) -> (Vec<f32>, u32, u32) {
+    let mut img = augment(p, rng);
+    if invert {
+        img = img.inverted();
+    }
     let class = if invert { Class::Inverted } else { p.class };
     (
-        img.oriented(o).standardized(),
+        img.oriented(o).padded(INPUT_SIDE).standardized(),
         class.index() as u32,
         o.index() as u32,
     )
 }
 
-/// Train a network on `examples`; `progress` hears each epoch's mean loss.
+/// The one-cycle learning rate at `step` of `total`: from peak/25 up to the peak over the
+/// first tenth (cosine), then down to peak/250000 (cosine).
+fn one_cycle(peak: f64, step: usize, total: usize) -> f64 {
+    let warm = (total as f64 * 0.1).max(1.0);
+    let (start, end) = (peak / 25.0, peak / 25.0 / 1e4);
+    let cos = |from: f64, to: f64, t: f64| to + (from - to) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0;
+    let s = step as f64;
+    if s < warm {
+        cos(start, peak, s / warm)
+    } else {
+        cos(peak, end, ((s - warm) / (total as f64 - warm).max(1.0)).min(1.0))
+    }
+}
+
+/// Train a network on `examples`; `progress` hears each epoch's mean loss. The network
+/// returned has its normalisation folded, ready for inference.
 pub fn train(
     examples: &[Prepared],
     config: &TrainConfig,
     progress: &mut dyn FnMut(usize, f32),
 ) -> candle_core::Result<Net> {
-    let net = Net::new(config.seed)?;
+    let mut net = Net::new(config.seed)?;
     let mut opt = candle_nn::AdamW::new(
         net.vars(),
         candle_nn::ParamsAdamW {
@@ -93,6 +151,13 @@ pub fn train(
     };
     let frontal = of(Class::Frontal);
     let pools: Vec<(Class, Vec<usize>)> = Class::ALL.iter().map(|&c| (c, of(c))).collect();
+    let batch_size = config.batch.max(1);
+    let per_epoch = (pools.iter().filter(|(_, p)| !p.is_empty()).count().max(1)
+        * config.per_class)
+        .div_ceil(batch_size);
+    let total_steps = per_epoch * config.epochs;
+    let mut step = 0usize;
+    let dev = candle_core::Device::Cpu;
     for epoch in 0..config.epochs {
         // (example, invert it) pairs, per_class of each class.
         let mut picks: Vec<(usize, bool)> = Vec::new();
@@ -119,31 +184,41 @@ pub fn train(
         }
         let mut total = 0f32;
         let mut batches = 0usize;
-        for chunk in picks.chunks(config.batch.max(1)) {
+        for chunk in picks.chunks(batch_size) {
             let mut inputs = Vec::with_capacity(chunk.len());
             let mut classes = Vec::with_capacity(chunk.len());
             let mut orients = Vec::with_capacity(chunk.len());
+            let mut weights = Vec::with_capacity(chunk.len());
             for &(i, invert) in chunk {
                 let o = Orientation::ALL[rng.below(8)];
-                let (x, c, oi) = sample(&examples[i], invert, o);
+                let (x, c, oi) = sample(&examples[i], invert, o, &mut rng);
                 inputs.push(x);
+                weights.push(if c == Class::Other.index() as u32 { 0f32 } else { 1.0 });
                 classes.push(c);
                 orients.push(oi);
             }
+            opt.set_learning_rate(one_cycle(config.learning_rate, step, total_steps));
+            step += 1;
             let x = batch(&inputs)?;
-            let logits = net.forward(&x)?;
-            let dev = candle_core::Device::Cpu;
+            let logits = net.forward_t(&x, true)?;
             let class_t = candle_core::Tensor::new(classes.as_slice(), &dev)?;
             let orient_t = candle_core::Tensor::new(orients.as_slice(), &dev)?;
+            let weight_t = candle_core::Tensor::new(weights.as_slice(), &dev)?;
+            // Orientation: per-sample cross-entropy, masked for "other", averaged over all.
+            let log_p = candle_nn::ops::log_softmax(&logits.narrow(1, 4, 8)?, 1)?;
+            let picked = log_p
+                .gather(&orient_t.unsqueeze(1)?, 1)?
+                .squeeze(1)?;
+            let orient_loss = (picked * weight_t)?.mean_all()?.neg()?;
             let loss = (candle_nn::loss::cross_entropy(&logits.narrow(1, 0, 4)?, &class_t)?
-                + candle_nn::loss::cross_entropy(&logits.narrow(1, 4, 8)?, &orient_t)?)?;
+                + orient_loss)?;
             opt.backward_step(&loss)?;
             total += loss.to_scalar::<f32>()?;
             batches += 1;
         }
         progress(epoch + 1, total / batches.max(1) as f32);
     }
-    Ok(net)
+    net.folded()
 }
 
 /// Held-out results: the class confusion matrix (rows truth, columns prediction, in
@@ -180,21 +255,21 @@ impl Evaluation {
     }
 }
 
-/// Judge `net` on held-out examples.
+/// Judge `net` on held-out examples, as inference does ([`Net::judge`]).
 pub fn evaluate(net: &Net, examples: &[Prepared]) -> candle_core::Result<Evaluation> {
     let mut ev = Evaluation::default();
     // Classes: stored orientation; frontal ones also inverted.
-    let mut inputs = Vec::new();
+    let mut images = Vec::new();
     let mut truth = Vec::new();
     for e in examples {
-        inputs.push(e.image.standardized());
+        images.push(e.fit.clone());
         truth.push(e.class);
         if e.class == Class::Frontal {
-            inputs.push(e.image.inverted().standardized());
+            images.push(e.fit.inverted());
             truth.push(Class::Inverted);
         }
     }
-    let predicted: Vec<Prediction> = net.predict(&inputs)?;
+    let predicted: Vec<Prediction> = net.judge(&images)?;
     for (t, p) in truth.iter().zip(&predicted) {
         ev.confusion[t.index()][p.class.index()] += 1;
         ev.valid_total += 1;
@@ -204,20 +279,19 @@ pub fn evaluate(net: &Net, examples: &[Prepared]) -> candle_core::Result<Evaluat
             ev.valid_right += 1;
         }
     }
-    // Orientation: every chest image in every orientation; also counts toward valid:
-    // a rotated or mirrored frontal radiograph is a frontal one in the wrong orientation.
-    let mut inputs = Vec::new();
+    // Orientation: every chest image in every orientation.
+    let mut images = Vec::new();
     let mut wanted = Vec::new();
     for e in examples
         .iter()
         .filter(|e| matches!(e.class, Class::Frontal | Class::Lateral))
     {
         for o in Orientation::ALL {
-            inputs.push(e.image.oriented(o).standardized());
+            images.push(e.fit.oriented(o));
             wanted.push(o);
         }
     }
-    for (o, p) in wanted.iter().zip(net.predict(&inputs)?) {
+    for (o, p) in wanted.iter().zip(net.judge(&images)?) {
         ev.orientation_total += 1;
         if p.orientation == *o {
             ev.orientation_right += 1;
@@ -273,11 +347,8 @@ pub fn train_on_corpus(
     let of_dicom: Vec<usize> = (0..examples.len())
         .filter(|&i| examples[i].path.starts_with("dicom/"))
         .collect();
-    let inputs: Vec<Vec<f32>> = of_dicom
-        .iter()
-        .map(|&i| prepared[i].image.standardized())
-        .collect();
-    let said = net.predict(&inputs).map_err(|e| e.to_string())?;
+    let images: Vec<Grey> = of_dicom.iter().map(|&i| prepared[i].fit.clone()).collect();
+    let said = net.judge(&images).map_err(|e| e.to_string())?;
     let dicom = of_dicom
         .iter()
         .zip(said)
@@ -364,7 +435,7 @@ pub fn report(run: &CorpusRun, config: &TrainConfig, command: &str) -> String {
             "| `{path}` | {} | {} | {:.3} | {} |\n",
             class.name(),
             p.class.name(),
-            p.class_probabilities[p.class.index()],
+            p.probability,
             p.orientation.name()
         ));
     }

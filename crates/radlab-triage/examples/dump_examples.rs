@@ -28,5 +28,8 @@ fn main() {
             out.extend(&s.pixels);
         }
     }
-    std::fs::File::create(&args[2]).unwrap().write_all(&out).unwrap();
+    std::fs::File::create(&args[2])
+        .unwrap()
+        .write_all(&out)
+        .unwrap();
 }

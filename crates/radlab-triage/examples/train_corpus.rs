@@ -7,12 +7,17 @@ fn main() {
         ..Default::default()
     };
     let t = std::time::Instant::now();
-    let run = radlab_triage::train::train_on_corpus(std::path::Path::new(&a[1]), &config, &mut |l| {
-        eprintln!("{:.0}s {l}", t.elapsed().as_secs_f64())
-    })
-    .unwrap();
+    let run =
+        radlab_triage::train::train_on_corpus(std::path::Path::new(&a[1]), &config, &mut |l| {
+            eprintln!("{:.0}s {l}", t.elapsed().as_secs_f64())
+        })
+        .unwrap();
     std::fs::write(&a[3], run.net.to_safetensors().unwrap()).unwrap();
-    std::fs::write(&a[4], radlab_triage::train::report(&run, &config, "example")).unwrap();
+    std::fs::write(
+        &a[4],
+        radlab_triage::train::report(&run, &config, "example"),
+    )
+    .unwrap();
     eprintln!(
         "{:.0}s valid {:.3} orientation {:.3}",
         t.elapsed().as_secs_f64(),

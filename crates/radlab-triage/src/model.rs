@@ -96,17 +96,86 @@ pub struct Prediction {
     /// The probability behind the class said (for frontal and inverted, the mean of the
     /// image's and its inversion's agreement).
     pub probability: f32,
-    /// The image's orientation: applying its inverse gives the upright image.
-    pub orientation: Orientation,
-    /// The orientation probability of the image as given.
-    pub orientation_probability: f32,
+    /// The image's orientation (applying its inverse gives the upright image), and the
+    /// probability of it for the image as given; `None` from a model that does not predict
+    /// orientation.
+    pub orientation: Option<(Orientation, f32)>,
 }
 
 impl Prediction {
-    /// A valid frontal chest radiograph, upright.
+    /// A valid frontal chest radiograph, upright (or of unknown orientation).
     pub fn is_valid(&self) -> bool {
-        self.class == Class::Frontal && self.orientation == Orientation::ALL[0]
+        self.class == Class::Frontal
+            && self
+                .orientation
+                .is_none_or(|(o, _)| o == Orientation::ALL[0])
     }
+}
+
+/// What a classifier says of one input: class probabilities in [`Class::ALL`] order, and
+/// orientation probabilities in [`Orientation::ALL`] order where it predicts them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outputs {
+    pub class: [f32; 4],
+    pub orientation: Option<[f32; 8]>,
+}
+
+/// A network that triage can ask: the built-in [`Net`], or a site's own model (ONNX).
+/// Inputs are square grey images of side [`Classifier::side`], standardized ([`views`]).
+pub trait Classifier {
+    /// The input side in pixels.
+    fn side(&self) -> u32;
+    /// The outputs for each input, in order.
+    fn outputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<Outputs>, String>;
+}
+
+impl Classifier for Net {
+    fn side(&self) -> u32 {
+        INPUT_SIDE
+    }
+
+    fn outputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<Outputs>, String> {
+        let probs = self.probabilities(inputs).map_err(|e| e.to_string())?;
+        Ok(probs
+            .into_iter()
+            .map(|p| {
+                let mut class = [0f32; 4];
+                let mut orientation = [0f32; 8];
+                class.copy_from_slice(&p[..4]);
+                orientation.copy_from_slice(&p[4..]);
+                Outputs {
+                    class,
+                    orientation: Some(orientation),
+                }
+            })
+            .collect())
+    }
+}
+
+/// What `classifier` says of each image (any size: scaled to fit its side here), each
+/// looked at in its sixteen views ([`views`]), decided by [`decide`].
+pub fn judge(classifier: &dyn Classifier, images: &[Grey]) -> Result<Vec<Prediction>, String> {
+    let side = classifier.side();
+    let mut out = Vec::with_capacity(images.len());
+    // Four images (64 views) a call.
+    for chunk in images.chunks(4) {
+        let inputs: Vec<Vec<f32>> = chunk
+            .iter()
+            .flat_map(|g| views(&g.scaled_to_fit(side), side))
+            .collect();
+        let outputs = classifier.outputs(&inputs)?;
+        if outputs.len() != inputs.len() {
+            return Err(format!(
+                "the model gave {} outputs for {} inputs",
+                outputs.len(),
+                inputs.len()
+            ));
+        }
+        for p in outputs.chunks(16) {
+            out.push(decide(p));
+        }
+    }
+    Ok(out)
 }
 
 /// `a` in orientation `o`, then in orientation `k`: which of the eight it is.
@@ -194,9 +263,7 @@ impl Net {
                 .gamma
                 .as_tensor()
                 .div(&(n.var.affine(1.0, BN_EPS)?.sqrt()?))?;
-            let weight = w
-                .as_tensor()
-                .broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
+            let weight = w.as_tensor().broadcast_mul(&scale.reshape((c, 1, 1, 1))?)?;
             let bias = ((b.as_tensor() - &n.mean)? * &scale)?.add(n.beta.as_tensor())?;
             convs.push((Var::from_tensor(&weight)?, Var::from_tensor(&bias)?));
         }
@@ -294,8 +361,7 @@ impl Net {
                         let mean = flat.mean_keepdim(1)?;
                         let var = flat.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
                         let (m, v) = (mean.flatten_all()?, var.flatten_all()?);
-                        n.mean = ((&n.mean * (1.0 - BN_MOMENTUM))?
-                            + (m.detach() * BN_MOMENTUM)?)?;
+                        n.mean = ((&n.mean * (1.0 - BN_MOMENTUM))? + (m.detach() * BN_MOMENTUM)?)?;
                         n.var = ((&n.var * (1.0 - BN_MOMENTUM))?
                             + (v.detach() * (BN_MOMENTUM * count / (count - 1.0).max(1.0)))?)?;
                         (m, v)
@@ -361,49 +427,33 @@ impl Net {
         }
         Ok(out)
     }
-
-    /// What the network says of each image: `images` scaled to fit [`INPUT_SIDE`]
-    /// ([`Grey::scaled_to_fit`]), not yet centred. Each is looked at in its sixteen views
-    /// ([`views`]).
-    pub fn judge(&self, images: &[Grey]) -> candle_core::Result<Vec<Prediction>> {
-        let mut out = Vec::with_capacity(images.len());
-        // Four images (64 views) a batch.
-        for chunk in images.chunks(4) {
-            let inputs: Vec<Vec<f32>> = chunk.iter().flat_map(views).collect();
-            let probs = self.probabilities(&inputs)?;
-            for p in probs.chunks(16) {
-                out.push(decide(p));
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// The sixteen inputs an image is judged on: the image (scaled to fit) in each of the
 /// eight orientations of [`Orientation::ALL`], then its inversion in each; each centred on
 /// black and standardized.
-pub fn views(fit: &Grey) -> Vec<Vec<f32>> {
+pub fn views(fit: &Grey, side: u32) -> Vec<Vec<f32>> {
     let inverted = fit.inverted();
     [fit, &inverted]
         .into_iter()
         .flat_map(|img| {
             Orientation::ALL
                 .into_iter()
-                .map(move |o| img.oriented(o).padded(INPUT_SIDE).standardized())
+                .map(move |o| img.oriented(o).padded(side).standardized())
         })
         .collect()
 }
 
-/// The prediction from the sixteen views' probabilities (see the module's text).
-pub fn decide(p: &[[f32; 12]]) -> Prediction {
-    let mean = |rows: &[[f32; 12]]| -> [f32; 4] {
+/// The prediction from the sixteen views' outputs (see the module's text).
+pub fn decide(p: &[Outputs]) -> Prediction {
+    let mean = |rows: &[Outputs]| -> [f32; 4] {
         let mut m = [0f64; 4];
         for r in rows {
             for (c, v) in m.iter_mut().enumerate() {
-                *v += f64::from(r[c]);
+                *v += f64::from(r.class[c]);
             }
         }
-        m.map(|v| (v / rows.len() as f64) as f32)
+        m.map(|v| (v / rows.len().max(1) as f64) as f32)
     };
     let shown = mean(&p[..8]);
     let inverted = mean(&p[8..16]);
@@ -421,25 +471,44 @@ pub fn decide(p: &[[f32; 12]]) -> Prediction {
             probability = as_inverted;
         }
     }
-    // Orientation o of the image: view k shows it in compose(k, o).
-    let mut best = (0usize, f64::NEG_INFINITY);
-    for (oi, o) in Orientation::ALL.into_iter().enumerate() {
-        let score: f64 = Orientation::ALL
-            .into_iter()
-            .enumerate()
-            .map(|(k, view)| f64::from(p[k][4 + compose(view, o).index()]).max(1e-12).ln())
-            .sum();
-        if score > best.1 {
-            best = (oi, score);
-        }
-    }
+    // Orientation o of the image: view k shows it in compose(k, o); the o whose eight views
+    // agree best (the sum of their log-probabilities).
+    let orientation = (0..8)
+        .map(|k| p[k].orientation)
+        .collect::<Option<Vec<[f32; 8]>>>()
+        .map(|views| {
+            let table = composition();
+            let mut best = (0usize, f64::NEG_INFINITY);
+            for oi in 0..8 {
+                let score: f64 = (0..8)
+                    .map(|k| f64::from(views[k][table[k][oi]]).max(1e-12).ln())
+                    .sum();
+                if score > best.1 {
+                    best = (oi, score);
+                }
+            }
+            (Orientation::ALL[best.0], views[0][best.0])
+        });
     Prediction {
         class: Class::ALL[ci],
         class_probabilities: shown,
         probability,
-        orientation: Orientation::ALL[best.0],
-        orientation_probability: p[0][4 + best.0],
+        orientation,
     }
+}
+
+/// `composition()[k][o]`: the index of [`compose`]`(ALL[k], ALL[o])`.
+fn composition() -> &'static [[usize; 8]; 8] {
+    static TABLE: std::sync::OnceLock<[[usize; 8]; 8]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [[0usize; 8]; 8];
+        for (k, row) in t.iter_mut().enumerate() {
+            for (o, cell) in row.iter_mut().enumerate() {
+                *cell = compose(Orientation::ALL[k], Orientation::ALL[o]).index();
+            }
+        }
+        t
+    })
 }
 
 /// A 3 x 3 convolution, padding 1, stride 1, no bias. x [N, C, H, W], w [O, C, 3, 3] ->
@@ -489,8 +558,8 @@ mod tests {
             height: 50,
             pixels: (0..64 * 50).map(|i| (i % 251) as u8).collect(),
         };
-        let p1 = a.judge(std::slice::from_ref(&fit)).unwrap();
-        let p2 = back.judge(std::slice::from_ref(&fit)).unwrap();
+        let p1 = judge(&a, std::slice::from_ref(&fit)).unwrap();
+        let p2 = judge(&back, std::slice::from_ref(&fit)).unwrap();
         // Folding the normalisation changes rounding only.
         assert_eq!(p1[0].class, p2[0].class);
         for (x, y) in p1[0]

@@ -15,7 +15,7 @@
 use candle_nn::Optimizer as _;
 
 use crate::dataset::Class;
-use crate::model::{INPUT_SIDE, Net, Prediction, Rng, batch};
+use crate::model::{INPUT_SIDE, Net, Prediction, Rng, batch, judge};
 use crate::preprocess::{Grey, Orientation};
 
 /// Knobs of a training run.
@@ -88,7 +88,11 @@ fn augment(p: &Prepared, rng: &mut Rng) -> Grey {
     let lo = rng.uniform(0.0, 60.0);
     let hi = rng.uniform(200.0, 255.0);
     let lut: Vec<u8> = (0..256)
-        .map(|v| (lo + (hi - lo) * (v as f64 / 255.0).powf(gamma)).round().clamp(0.0, 255.0) as u8)
+        .map(|v| {
+            (lo + (hi - lo) * (v as f64 / 255.0).powf(gamma))
+                .round()
+                .clamp(0.0, 255.0) as u8
+        })
         .collect();
     for v in &mut img.pixels {
         *v = lut[usize::from(*v)];
@@ -115,12 +119,18 @@ fn sample(p: &Prepared, invert: bool, o: Orientation, rng: &mut Rng) -> (Vec<f32
 fn one_cycle(peak: f64, step: usize, total: usize) -> f64 {
     let warm = (total as f64 * 0.1).max(1.0);
     let (start, end) = (peak / 25.0, peak / 25.0 / 1e4);
-    let cos = |from: f64, to: f64, t: f64| to + (from - to) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0;
+    let cos = |from: f64, to: f64, t: f64| {
+        to + (from - to) * (1.0 + (std::f64::consts::PI * t).cos()) / 2.0
+    };
     let s = step as f64;
     if s < warm {
         cos(start, peak, s / warm)
     } else {
-        cos(peak, end, ((s - warm) / (total as f64 - warm).max(1.0)).min(1.0))
+        cos(
+            peak,
+            end,
+            ((s - warm) / (total as f64 - warm).max(1.0)).min(1.0),
+        )
     }
 }
 
@@ -152,8 +162,7 @@ pub fn train(
     let frontal = of(Class::Frontal);
     let pools: Vec<(Class, Vec<usize>)> = Class::ALL.iter().map(|&c| (c, of(c))).collect();
     let batch_size = config.batch.max(1);
-    let per_epoch = (pools.iter().filter(|(_, p)| !p.is_empty()).count().max(1)
-        * config.per_class)
+    let per_epoch = (pools.iter().filter(|(_, p)| !p.is_empty()).count().max(1) * config.per_class)
         .div_ceil(batch_size);
     let total_steps = per_epoch * config.epochs;
     let mut step = 0usize;
@@ -193,7 +202,11 @@ pub fn train(
                 let o = Orientation::ALL[rng.below(8)];
                 let (x, c, oi) = sample(&examples[i], invert, o, &mut rng);
                 inputs.push(x);
-                weights.push(if c == Class::Other.index() as u32 { 0f32 } else { 1.0 });
+                weights.push(if c == Class::Other.index() as u32 {
+                    0f32
+                } else {
+                    1.0
+                });
                 classes.push(c);
                 orients.push(oi);
             }
@@ -206,9 +219,7 @@ pub fn train(
             let weight_t = candle_core::Tensor::new(weights.as_slice(), &dev)?;
             // Orientation: per-sample cross-entropy, masked for "other", averaged over all.
             let log_p = candle_nn::ops::log_softmax(&logits.narrow(1, 4, 8)?, 1)?;
-            let picked = log_p
-                .gather(&orient_t.unsqueeze(1)?, 1)?
-                .squeeze(1)?;
+            let picked = log_p.gather(&orient_t.unsqueeze(1)?, 1)?.squeeze(1)?;
             let orient_loss = (picked * weight_t)?.mean_all()?.neg()?;
             let loss = (candle_nn::loss::cross_entropy(&logits.narrow(1, 0, 4)?, &class_t)?
                 + orient_loss)?;
@@ -269,7 +280,7 @@ pub fn evaluate(net: &Net, examples: &[Prepared]) -> candle_core::Result<Evaluat
             truth.push(Class::Inverted);
         }
     }
-    let predicted: Vec<Prediction> = net.judge(&images)?;
+    let predicted: Vec<Prediction> = judge(net, &images).map_err(candle_core::Error::Msg)?;
     for (t, p) in truth.iter().zip(&predicted) {
         ev.confusion[t.index()][p.class.index()] += 1;
         ev.valid_total += 1;
@@ -291,9 +302,12 @@ pub fn evaluate(net: &Net, examples: &[Prepared]) -> candle_core::Result<Evaluat
             wanted.push(o);
         }
     }
-    for (o, p) in wanted.iter().zip(net.judge(&images)?) {
+    for (o, p) in wanted
+        .iter()
+        .zip(judge(net, &images).map_err(candle_core::Error::Msg)?)
+    {
         ev.orientation_total += 1;
-        if p.orientation == *o {
+        if p.orientation.map(|(x, _)| x) == Some(*o) {
             ev.orientation_right += 1;
         }
     }
@@ -348,7 +362,7 @@ pub fn train_on_corpus(
         .filter(|&i| examples[i].path.starts_with("dicom/"))
         .collect();
     let images: Vec<Grey> = of_dicom.iter().map(|&i| prepared[i].fit.clone()).collect();
-    let said = net.judge(&images).map_err(|e| e.to_string())?;
+    let said = judge(&net, &images)?;
     let dicom = of_dicom
         .iter()
         .zip(said)
@@ -436,7 +450,7 @@ pub fn report(run: &CorpusRun, config: &TrainConfig, command: &str) -> String {
             class.name(),
             p.class.name(),
             p.probability,
-            p.orientation.name()
+            p.orientation.map_or("-".to_string(), |(o, _)| o.name())
         ));
     }
     let right = run.dicom.iter().filter(|(_, c, p)| *c == p.class).count();

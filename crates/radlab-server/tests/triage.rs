@@ -21,7 +21,7 @@ fn owners_read_and_overrule_triage_verdicts() {
     // An upright rendering stored for the first image, as `--fix-orientation` does.
     let png = b"\x89PNG\r\n\x1a\n not really a picture".to_vec();
     let upright_hash = radlab_dicom::content_hash(&png);
-    let store = radlab_store::BlobStore::local(blobs.path()).unwrap();
+    let store = radlab_store::BlobStore::local(blobs.path().join("blobs")).unwrap();
     block_on(store.put(&upright_hash, png.clone().into())).unwrap();
     let verdicts: Vec<NewVerdict> = images
         .iter()

@@ -469,6 +469,13 @@ pub fn report(ev: &CorpusEvaluation, how: &str) -> String {
         held.orientation_right,
         held.orientation_total
     ));
+    let met = held.valid_accuracy() >= 0.98 && held.orientation_accuracy() >= 0.99;
+    s.push_str(if met {
+        "Both goals are met.\n\n"
+    } else {
+        "**The goals are not met**: the verdicts say what the network sees, with its probability, \
+         and an administrator overrules them on the Triage tab.\n\n"
+    });
     s.push_str("| class | precision | recall | held out |\n|---|---|---|---|\n");
     for c in Class::ALL {
         let n: u32 = held.confusion[c.index()].iter().sum();

@@ -198,7 +198,10 @@ fn a_project_is_triaged_from_the_store_and_an_overrule_survives_a_new_run() {
             .unwrap();
     });
     let run = || {
-        let out = common::radlab(&["triage", "--project", "p", "--json"], &data);
+        let out = common::radlab(
+            &["triage", "--project", "p", "--json", "--fix-orientation"],
+            &data,
+        );
         assert!(out.status.success(), "{}", text(&out));
         String::from_utf8(out.stdout)
             .unwrap()
@@ -211,7 +214,20 @@ fn a_project_is_triaged_from_the_store_and_an_overrule_survives_a_new_run() {
     let rejected: Vec<_> = first.iter().filter(|v| v["valid"] == false).collect();
     assert_eq!(rejected.len(), 1, "{first:?}");
     assert_eq!(rejected[0]["findings"][0]["code"], "body-part");
-    assert_eq!(rejected[0]["model"], "rules");
+    // The network looked too: its name, class, probability and orientation are recorded; both
+    // images are upright, so no upright rendering is stored.
+    for v in &first {
+        assert!(
+            v["model"]
+                .as_str()
+                .unwrap()
+                .starts_with("rules + radlab-cnn blake3:"),
+            "{v}"
+        );
+        assert!(!v["class"].as_str().unwrap().is_empty(), "{v}");
+        assert!(v["probability"].as_str().unwrap().parse::<f64>().is_ok(), "{v}");
+        assert_eq!(v["upright_blob"], "", "{v}");
+    }
     let image = rejected[0]["image_id"].as_str().unwrap().to_string();
     rt.block_on(catalog.overrule_triage("p", &image, Some(true), "admin"))
         .unwrap();

@@ -125,7 +125,14 @@ pub fn vindr_project(
     corpus: &radlab_testkit::Corpus,
     blobs: &std::path::Path,
 ) -> (SocketAddr, Catalog, Vec<String>) {
-    let (addr, catalog) = start(url, ServerConfig::default());
+    // The server reads objects (and stored renderings) from the same blob store.
+    let (addr, catalog) = start_with(url, ServerConfig::default(), |s| {
+        s.with_uploads(
+            radlab_store::BlobStore::local(blobs.join("blobs")).unwrap(),
+            blobs.join("staging"),
+            1 << 30,
+        )
+    });
     let names = ["owner", "r1", "r2", "r3", "r4", "rev1", "rev2"];
     let uids: Vec<String> = block_on(async {
         for n in names {

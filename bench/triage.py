@@ -268,7 +268,7 @@ def first_line_seconds(cmd):
 
 def import_rate(radlab, files, runs=3):
     """`radlab import --check decode` of `files` into a fresh catalog: median files/s, and
-    the last run's summary (files seen, imported, quarantined)."""
+    the last run's summary (files seen, imported, other encodings, copies, quarantined)."""
     scratch = tempfile.mkdtemp(prefix="radlab-bench-triage-")
     times = []
     try:
@@ -285,7 +285,8 @@ def import_rate(radlab, files, runs=3):
         shutil.rmtree(scratch, ignore_errors=True)
     summary = json.loads(r.stdout)
     return len(files) / statistics.median(times), {
-        k: summary.get(k) for k in ("files_seen", "imported", "quarantined")}
+        k: summary.get(k, 0) for k in ("files_seen", "imported", "other_encodings",
+                                       "already_present", "quarantined")}
 
 
 def find_example(given):
@@ -461,7 +462,8 @@ def main():
         f"Cold: a fresh process from its start to its first verdict printed (timed from "
         f"outside), median of {args.cold_runs}, the sides alternating; both start from the "
         f"first image's prepared views. radlab's own pipeline (from decoded pixels, and from "
-        f"the file): medians of {args.runs} passes. Same numbers: the softmax outputs of all "
+        f"the file): medians of {args.runs} passes, run before the turns (one image: the "
+        f"first {k} images). Same numbers: the softmax outputs of all "
         f"{n * VIEWS} views agree within {diff:.1e} (max abs difference; the script fails "
         f"above {TOLERANCE:g}); through model.rs's decision rule PyTorch's outputs give "
         f"radlab's verdict for {same} of {n} images. The machine was shared with other work "
@@ -492,6 +494,8 @@ def main():
         lines.append(f"| (for scale) `radlab import --check decode --no-skip-known` of the same "
                      f"files into a fresh catalog, all cores, median of 3 "
                      f"({import_summary['imported']} imported, "
+                     f"{import_summary['other_encodings'] + import_summary['already_present']} "
+                     f"other encodings or copies of those, "
                      f"{import_summary['quarantined']} quarantined), files/s | "
                      f"{imported:.1f} | - | - |")
     lines.append("")

@@ -33,7 +33,9 @@ Timed:
   - network only, warm: ROUNDS turns of radlab (`triage_bench --network`, calling
     `Classifier::outputs`) then PyTorch, each RUNS passes over all the views after an
     untimed one, 64 views (4 images) a call as `judge` batches them; and one image (its 16
-    views in one call) over the first K images. Medians of all passes / calls.
+    views in one call) over the first K images; then the passes again on one thread each
+    (RAYON_NUM_THREADS=1 for candle, torch.set_num_threads(1)), which other work on the
+    machine disturbs less. Medians of all passes / calls, and the fastest passes.
   - cold: a fresh process from its start to its first verdict printed (time.perf_counter
     around subprocess.Popen, up to that line), COLD_RUNS times, alternating: radlab's
     example and a fresh Python (import torch, build the network, read the weights), both
@@ -459,7 +461,7 @@ def main():
         f"release build of `crates/radlab-triage/examples/triage_bench.rs`, which calls "
         f"`Classifier::outputs` and `model::judge`. PyTorch {torch.__version__} on Python "
         f"{platform.python_version()}: the same layers and weights, eager mode, float32, "
-        f"`torch.inference_mode()`, {torch.get_num_threads()} threads, run on the very bytes "
+        f"`torch.inference_mode()`, {threads()} threads, run on the very bytes "
         f"of radlab's views. Both use all {threads()} cores of this machine ({cpu}), 64 views "
         f"(4 images) a call as `judge` batches them. Weights: {weights_said}.",
         "",
@@ -524,7 +526,11 @@ def main():
                  + (" PyTorch's fastest pass beats radlab's: its passes vary the most on a "
                     "busy machine, so the medians flatter radlab; a quiet machine may well "
                     "put PyTorch ahead." if met == "met" and (best["torch"] > best["radlab"]
-                    or best["torch 1"] > best["radlab 1"]) else ""))
+                    or best["torch 1"] > best["radlab 1"]) else "")
+                 + (" PyTorch was faster on one thread than on all cores in this run: its "
+                    "OpenMP threads wait on each other when other work holds a core, so the "
+                    "one-thread row is the fairer comparison on a shared machine."
+                    if rate["torch 1"] > rate["torch"] else ""))
     if imported is not None:
         lines.append(f"Triage end to end against the import it rides on, same files: "
                      f"{end_to_end:.1f} images/s judged (one file after another) against "

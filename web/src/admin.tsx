@@ -621,6 +621,9 @@ type Verdict = {
   model: string;
   valid: boolean;
   class: string;
+  probability: string;
+  orientation: string;
+  upright_blob: string;
   findings: { code: string; reason: string }[];
   overruled: boolean | null;
   overruled_by: string;
@@ -678,6 +681,19 @@ function Triage({ projectId }: { projectId: string }) {
                   </td>
                   <td>
                     {v.valid ? 'valid' : 'rejected'} <span class="muted small">({v.model})</span>
+                    {v.class && (
+                      <div class="small" data-testid="triage-class">
+                        network: {v.class} p {Number(v.probability).toFixed(3)}
+                        {v.orientation && v.orientation !== '0' && `, orientation ${v.orientation}`}
+                      </div>
+                    )}
+                    {v.upright_blob && (
+                      <div class="small">
+                        <a href={`/api/v1/projects/${enc(projectId)}/triage/${enc(v.image_id)}/upright.png`} target="_blank" rel="noopener">
+                          upright rendering
+                        </a>
+                      </div>
+                    )}
                   </td>
                   <td>
                     {v.findings.length === 0 ? (

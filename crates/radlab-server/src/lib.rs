@@ -185,6 +185,10 @@ pub fn router(state: AppState) -> Router {
             put(projects::overrule_triage),
         )
         .route(
+            "/api/v1/projects/{project}/triage/{image}/upright.png",
+            get(projects::triage_upright),
+        )
+        .route(
             "/api/v1/projects/{project}/workflows",
             get(tasks::workflows),
         )

@@ -173,6 +173,13 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     e(
         "get",
+        "/api/v1/projects/{project}/triage/{image}/upright.png",
+        "owner",
+        "The upright rendering (PNG) stored by radlab triage --project P --fix-orientation for an image the network saw in another orientation; 404 when there is none. The original is never changed.",
+        None,
+    ),
+    e(
+        "get",
         "/api/v1/projects/{project}/workflows",
         "member",
         "The workflow of each split.",

@@ -428,6 +428,53 @@ pub(crate) async fn triage(
     })))
 }
 
+/// `GET /api/v1/projects/{id}/triage/{image}/upright.png`: owners and administrators; the
+/// upright rendering `radlab triage --project P --fix-orientation` stored for an image the
+/// network saw in another orientation (the original DICOM is never changed); 404 when there
+/// is none.
+pub(crate) async fn triage_upright(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, image)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    let roles = access(&state, &caller, &project).await?;
+    require_owner(&caller, &roles, "reading the triage renderings")?;
+    let verdicts = state.catalog.triage_verdicts(&project).await?;
+    let Some(hash) = verdicts
+        .iter()
+        .find(|v| v.verdict.image_id == image && !v.verdict.upright_blob.is_empty())
+        .map(|v| v.verdict.upright_blob.clone())
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!(
+                "image {image} of {project} has no upright rendering (radlab triage --project {project} --fix-orientation stores one for frontal radiographs seen in another orientation)"
+            ),
+        ));
+    };
+    let blobs = state
+        .uploads
+        .as_ref()
+        .map(|u| u.blobs.clone())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_store",
+                "this server has no blob store to read objects from",
+            )
+        })?;
+    let png = blobs.get(&hash).await.map_err(|e| {
+        tracing::error!("blob {hash}: {e}");
+        ApiError::internal()
+    })?;
+    Ok(axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "image/png")
+        .header(axum::http::header::CACHE_CONTROL, "private, max-age=3600")
+        .body(axum::body::Body::from(png))
+        .map_err(|_| ApiError::internal())?)
+}
+
 #[derive(Deserialize)]
 pub(crate) struct Overrule {
     /// true or false; null takes an earlier overrule back.

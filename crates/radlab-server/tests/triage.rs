@@ -18,6 +18,11 @@ fn owners_read_and_overrule_triage_verdicts() {
     let images = block_on(catalog.project_images("cxr", None, 0, 10))
         .unwrap()
         .0;
+    // An upright rendering stored for the first image, as `--fix-orientation` does.
+    let png = b"\x89PNG\r\n\x1a\n not really a picture".to_vec();
+    let upright_hash = radlab_dicom::content_hash(&png);
+    let store = radlab_store::BlobStore::local(blobs.path()).unwrap();
+    block_on(store.put(&upright_hash, png.clone().into())).unwrap();
     let verdicts: Vec<NewVerdict> = images
         .iter()
         .enumerate()
@@ -33,6 +38,8 @@ fn owners_read_and_overrule_triage_verdicts() {
             } else {
                 serde_json::json!([])
             },
+            orientation: if i == 0 { "90".into() } else { "0".into() },
+            upright_blob: if i == 0 { upright_hash.clone() } else { String::new() },
         })
         .collect();
     block_on(catalog.record_triage("cxr", &verdicts)).unwrap();
@@ -93,4 +100,22 @@ fn owners_read_and_overrule_triage_verdicts() {
     assert_eq!(error_code(&r), "not_found");
     let r = json(addr, "PUT", &path, &owner.h(), r#"{"valid": "yes"}"#);
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+
+    // The upright rendering: to owners, not to readers; 404 for an image without one.
+    let upright = format!("/api/v1/projects/cxr/triage/{first}/upright.png");
+    let r = json(addr, "GET", &upright, &owner.h(), "");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.body, png);
+    let r = json(addr, "GET", &upright, &reader.h(), "");
+    assert_eq!(r.status, 403);
+    let other = &images[1].image_id;
+    let r = json(
+        addr,
+        "GET",
+        &format!("/api/v1/projects/cxr/triage/{other}/upright.png"),
+        &owner.h(),
+        "",
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(error_code(&r), "not_found");
 }

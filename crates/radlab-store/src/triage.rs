@@ -1,5 +1,6 @@
-//! Triage verdicts per image of a project (radlab-triage's rules now, its network later),
-//! with an administrator's overrule that a new run keeps.
+//! Triage verdicts per image of a project (radlab-triage's rules and network), with an
+//! administrator's overrule that a new run keeps, and the blob of an upright rendering when
+//! one was stored.
 
 use sqlx::Row;
 
@@ -17,6 +18,11 @@ pub struct NewVerdict {
     pub probability: String,
     /// An array of `{"code", "reason"}`.
     pub findings: serde_json::Value,
+    /// The orientation the network saw (`0` upright ... `mirrored 270`); empty from the
+    /// rules alone.
+    pub orientation: String,
+    /// The blob hash of an upright rendering (PNG), when one was stored; empty otherwise.
+    pub upright_blob: String,
 }
 
 /// A recorded verdict, and an administrator's decision on it.
@@ -52,12 +58,14 @@ impl Catalog {
             n += sqlx::query(
                 "INSERT INTO triage_verdicts (project_id, image_id, sop_instance_uid, model, \
                  valid, class, probability, findings, judged_at, overruled, overruled_by, \
-                 overruled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, -1, '', '') \
+                 overruled_at, orientation, upright_blob) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, -1, '', '', $10, $11) \
                  ON CONFLICT (project_id, image_id) DO UPDATE SET \
                  sop_instance_uid = excluded.sop_instance_uid, model = excluded.model, \
                  valid = excluded.valid, class = excluded.class, \
                  probability = excluded.probability, findings = excluded.findings, \
-                 judged_at = excluded.judged_at",
+                 judged_at = excluded.judged_at, orientation = excluded.orientation, \
+                 upright_blob = excluded.upright_blob",
             )
             .bind(project)
             .bind(&v.image_id)
@@ -68,6 +76,8 @@ impl Catalog {
             .bind(&v.probability)
             .bind(v.findings.to_string())
             .bind(&now)
+            .bind(&v.orientation)
+            .bind(&v.upright_blob)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -80,7 +90,8 @@ impl Catalog {
     pub async fn triage_verdicts(&self, project: &str) -> Result<Vec<Verdict>> {
         let rows = sqlx::query(
             "SELECT image_id, sop_instance_uid, model, valid, class, probability, findings, \
-             judged_at, overruled, overruled_by, overruled_at FROM triage_verdicts \
+             judged_at, overruled, overruled_by, overruled_at, orientation, upright_blob \
+             FROM triage_verdicts \
              WHERE project_id = $1 ORDER BY image_id",
         )
         .bind(project)
@@ -100,6 +111,8 @@ impl Catalog {
                         probability: r.try_get(5)?,
                         findings: serde_json::from_str(&findings)
                             .unwrap_or(serde_json::Value::Array(Vec::new())),
+                        orientation: r.try_get(11)?,
+                        upright_blob: r.try_get(12)?,
                     },
                     judged_at: r.try_get(7)?,
                     overruled: (overruled >= 0).then_some(overruled == 1),

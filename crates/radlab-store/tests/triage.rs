@@ -14,6 +14,12 @@ fn verdict(image: &str, valid: bool, findings: &str) -> NewVerdict {
         class: String::new(),
         probability: String::new(),
         findings: serde_json::from_str(findings).unwrap(),
+        orientation: if valid { "0".into() } else { "90".into() },
+        upright_blob: if valid {
+            String::new()
+        } else {
+            format!("blob-{image}")
+        },
     }
 }
 
@@ -37,6 +43,9 @@ async fn verdicts_and_overrules(url: &str) {
     assert!(got[0].verdict.valid && got[0].effective_valid() && got[0].overruled.is_none());
     assert!(!got[1].verdict.valid);
     assert_eq!(got[1].verdict.findings[0]["code"], "body-part");
+    assert_eq!(got[1].verdict.orientation, "90");
+    assert_eq!(got[1].verdict.upright_blob, "blob-b");
+    assert_eq!(got[0].verdict.upright_blob, "");
     // An administrator keeps the hand; a new run does not undo it.
     assert!(
         catalog

@@ -43,6 +43,11 @@ impl Class {
         }
     }
 
+    /// The class of a name of [`Class::name`].
+    pub fn of_name(name: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     /// The class of a manifest `expected` value; `None` for files with no image to learn
     /// from (header only, no pixel data, truncated, no file meta, invalid pixel data).
     pub fn of_expected(expected: &str) -> Option<Class> {
@@ -130,6 +135,33 @@ pub fn from_manifest(root: &Path) -> Result<Vec<Example>, DatasetError> {
             path,
             class,
         });
+    }
+    Ok(out)
+}
+
+/// Every path of the manifest under `root` with its `expected` value (empty when none).
+pub fn expected_by_path(root: &Path) -> Result<BTreeMap<String, String>, DatasetError> {
+    let path = root.join("manifest.csv");
+    let fail = |why: String| DatasetError {
+        path: path.clone(),
+        why,
+    };
+    let mut reader = csv::Reader::from_path(&path).map_err(|e| fail(e.to_string()))?;
+    let headers = reader.headers().map_err(|e| fail(e.to_string()))?.clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| fail(format!("no column {name}")))
+    };
+    let (c_path, c_expected) = (column("path")?, column("expected")?);
+    let mut out = BTreeMap::new();
+    for (line, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| fail(format!("row {}: {e}", line + 2)))?;
+        out.insert(
+            record.get(c_path).unwrap_or("").to_string(),
+            record.get(c_expected).unwrap_or("").to_string(),
+        );
     }
     Ok(out)
 }

@@ -33,44 +33,73 @@ pub const MAX_PICTURE_SIDE: u32 = 20_000;
 /// The first frame of a DICOM file as displayed, or a PNG or JPEG picture, as grey.
 pub fn load_grey(path: &Path) -> Result<Grey, PixelError> {
     match radlab_dicom::DicomFile::open(path) {
-        Ok(file) => {
-            let (rendered, _) =
-                radlab_dicom::render_file(&file, &radlab_dicom::RenderOptions::default())
-                    .map_err(|e| PixelError(format!("pixels not decodable: {e}")))?;
-            from_interleaved(
-                rendered.width,
-                rendered.height,
-                rendered.channels,
-                rendered.pixels,
-            )
-        }
-        Err(dicom_error) => {
-            let reader = image::ImageReader::open(path)
-                .and_then(|r| r.with_guessed_format())
-                .map_err(|e| PixelError(format!("cannot read the file: {e}")))?;
-            if reader.format().is_none() {
-                return Err(PixelError(format!(
+        Ok(file) => grey_of_dicom(&file),
+        Err(dicom_error) => load_picture(path)
+            .map(|p| p.grey)
+            .map_err(|e| match e.0.as_str() {
+                NOT_A_PICTURE => PixelError(format!(
                     "neither DICOM ({dicom_error}) nor a PNG or JPEG picture"
-                )));
-            }
-            let (w, h) = reader
-                .into_dimensions()
-                .map_err(|e| PixelError(format!("picture not decodable: {e}")))?;
-            if w.max(h) > MAX_PICTURE_SIDE || w == 0 || h == 0 {
-                return Err(PixelError(format!(
-                    "a {w} x {h} picture is outside 1 to {MAX_PICTURE_SIDE} pixels a side"
-                )));
-            }
-            let picture = image::ImageReader::open(path)
-                .and_then(|r| r.with_guessed_format())
-                .map_err(|e| PixelError(format!("cannot read the file: {e}")))?
-                .decode()
-                .map_err(|e| PixelError(format!("picture not decodable: {e}")))?;
-            let rgb = picture.to_rgb8();
-            let (w, h) = rgb.dimensions();
-            from_interleaved(w, h, 3, rgb.into_raw())
-        }
+                )),
+                _ => e,
+            }),
     }
+}
+
+/// A parsed DICOM object's first frame as displayed, as grey.
+pub fn grey_of_dicom(file: &radlab_dicom::DicomFile) -> Result<Grey, PixelError> {
+    let (rendered, _) = radlab_dicom::render_file(file, &radlab_dicom::RenderOptions::default())
+        .map_err(|e| PixelError(format!("pixels not decodable: {e}")))?;
+    from_interleaved(
+        rendered.width,
+        rendered.height,
+        rendered.channels,
+        rendered.pixels,
+    )
+}
+
+/// A PNG or JPEG picture as grey, and whether it has colour (a pixel whose channels differ).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Picture {
+    pub grey: Grey,
+    pub colour: bool,
+}
+
+const NOT_A_PICTURE: &str = "not a PNG or JPEG picture";
+
+/// Read a PNG or JPEG picture (its size checked against [`MAX_PICTURE_SIDE`] before
+/// decoding).
+pub fn load_picture(path: &Path) -> Result<Picture, PixelError> {
+    let open = || {
+        image::ImageReader::open(path)
+            .and_then(|r| r.with_guessed_format())
+            .map_err(|e| PixelError(format!("cannot read the file: {e}")))
+    };
+    let reader = open()?;
+    if !matches!(
+        reader.format(),
+        Some(image::ImageFormat::Png | image::ImageFormat::Jpeg)
+    ) {
+        return Err(PixelError(NOT_A_PICTURE.into()));
+    }
+    let (w, h) = reader
+        .into_dimensions()
+        .map_err(|e| PixelError(format!("picture not decodable: {e}")))?;
+    if w.max(h) > MAX_PICTURE_SIDE || w == 0 || h == 0 {
+        return Err(PixelError(format!(
+            "a {w} x {h} picture is outside 1 to {MAX_PICTURE_SIDE} pixels a side"
+        )));
+    }
+    let picture = open()?
+        .decode()
+        .map_err(|e| PixelError(format!("picture not decodable: {e}")))?;
+    let rgb = picture.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let raw = rgb.into_raw();
+    let colour = raw.chunks_exact(3).any(|p| p[0] != p[1] || p[1] != p[2]);
+    Ok(Picture {
+        grey: from_interleaved(w, h, 3, raw)?,
+        colour,
+    })
 }
 
 /// Grey from 1 (grey) or 3 (RGB) interleaved 8-bit channels.

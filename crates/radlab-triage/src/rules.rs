@@ -96,6 +96,27 @@ pub const MAX_SIDE: u32 = 10_000;
 pub const MIN_FIELD_MM: f64 = 100.0;
 pub const MAX_FIELD_MM: f64 = 700.0;
 
+/// The rules a PNG or JPEG picture can be judged by (it has no metadata): its size, and
+/// colour (a pixel whose channels differ).
+pub fn check_picture(width: u32, height: u32, colour: bool) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if width.min(height) < MIN_SIDE || width.max(height) > MAX_SIDE {
+        out.push(Finding {
+            code: "size",
+            reason: format!(
+                "{width} x {height} pixels is outside {MIN_SIDE} to {MAX_SIDE} pixels a side"
+            ),
+        });
+    }
+    if colour {
+        out.push(Finding {
+            code: "colour",
+            reason: "a colour picture: a radiograph is greyscale".into(),
+        });
+    }
+    out
+}
+
 /// Every rule's finding for `meta`, in a fixed order (empty: nothing in the metadata says it
 /// is not a chest radiograph).
 pub fn check(meta: &Metadata, config: &RuleConfig) -> Vec<Finding> {

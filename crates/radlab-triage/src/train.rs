@@ -15,7 +15,7 @@
 use candle_nn::Optimizer as _;
 
 use crate::dataset::Class;
-use crate::model::{INPUT_SIDE, Net, Prediction, Rng, batch, judge};
+use crate::model::{Classifier, INPUT_SIDE, Net, Prediction, Rng, batch, judge};
 use crate::preprocess::{Grey, Orientation};
 
 /// Knobs of a training run.
@@ -266,8 +266,8 @@ impl Evaluation {
     }
 }
 
-/// Judge `net` on held-out examples, as inference does ([`Net::judge`]).
-pub fn evaluate(net: &Net, examples: &[Prepared]) -> candle_core::Result<Evaluation> {
+/// Judge a classifier on held-out examples, as inference does ([`judge`]).
+pub fn evaluate(net: &dyn Classifier, examples: &[Prepared]) -> Result<Evaluation, String> {
     let mut ev = Evaluation::default();
     // Classes: stored orientation; frontal ones also inverted.
     let mut images = Vec::new();
@@ -280,7 +280,7 @@ pub fn evaluate(net: &Net, examples: &[Prepared]) -> candle_core::Result<Evaluat
             truth.push(Class::Inverted);
         }
     }
-    let predicted: Vec<Prediction> = judge(net, &images).map_err(candle_core::Error::Msg)?;
+    let predicted: Vec<Prediction> = judge(net, &images)?;
     for (t, p) in truth.iter().zip(&predicted) {
         ev.confusion[t.index()][p.class.index()] += 1;
         ev.valid_total += 1;
@@ -304,7 +304,7 @@ pub fn evaluate(net: &Net, examples: &[Prepared]) -> candle_core::Result<Evaluat
     }
     for (o, p) in wanted
         .iter()
-        .zip(judge(net, &images).map_err(candle_core::Error::Msg)?)
+        .zip(judge(net, &images)?)
     {
         ev.orientation_total += 1;
         if p.orientation.map(|(x, _)| x) == Some(*o) {
@@ -314,112 +314,248 @@ pub fn evaluate(net: &Net, examples: &[Prepared]) -> candle_core::Result<Evaluat
     Ok(ev)
 }
 
-/// What a training run on the corpus produced.
-pub struct CorpusRun {
-    pub net: Net,
+/// The corpus's examples, prepared and split (a fifth held out by patient).
+pub struct Corpus {
+    pub root: std::path::PathBuf,
+    pub examples: Vec<crate::dataset::Example>,
+    pub prepared: Vec<Prepared>,
+    pub train: Vec<usize>,
+    pub test: Vec<usize>,
+}
+
+impl Corpus {
+    /// Load the examples of `root` (the folder of `manifest.csv`) and split them by patient
+    /// with `seed`.
+    pub fn load(root: &std::path::Path, seed: u64) -> Result<Corpus, String> {
+        let examples = crate::dataset::from_manifest(root).map_err(|e| e.to_string())?;
+        let mut prepared = Vec::with_capacity(examples.len());
+        for e in &examples {
+            let grey = crate::preprocess::load_grey(&root.join(&e.path))
+                .map_err(|err| format!("{}: {err}", e.path))?;
+            prepared.push(Prepared::new(&grey, e.class));
+        }
+        let (train, test) = crate::dataset::split_by_group(&examples, 0.2, seed);
+        Ok(Corpus {
+            root: root.to_path_buf(),
+            examples,
+            prepared,
+            train,
+            test,
+        })
+    }
+
+    fn subset(&self, ix: &[usize]) -> Vec<Prepared> {
+        ix.iter().map(|&i| self.prepared[i].clone()).collect()
+    }
+}
+
+/// One DICOM file of the corpus and what triage says of it.
+pub struct FileVerdict {
+    /// Relative to the corpus root.
+    pub path: String,
+    /// The manifest's `expected`.
+    pub expected: String,
+    pub verdict: crate::Verdict,
+}
+
+/// An evaluation of a classifier on the corpus.
+pub struct CorpusEvaluation {
     pub train_examples: usize,
     pub test_examples: usize,
     pub held_out: Evaluation,
-    /// Every DICOM file of the corpus that has pixels: its path (relative to the corpus
-    /// root), the manifest's class, and what the network said.
-    pub dicom: Vec<(String, Class, Prediction)>,
-    /// Per epoch, the mean loss.
-    pub losses: Vec<f32>,
+    /// Every DICOM file under `dicom/` of the corpus, judged by the rules and the network.
+    pub dicom: Vec<FileVerdict>,
 }
 
-/// Load the corpus's examples (`root`: the folder of `manifest.csv`), split them by patient
-/// (a fifth held out, `seed`), train on the rest, evaluate on the held-out part and on
-/// every DICOM file of the corpus.
+/// Train on the corpus's training part; `progress` hears each step.
 pub fn train_on_corpus(
-    root: &std::path::Path,
+    corpus: &Corpus,
     config: &TrainConfig,
     progress: &mut dyn FnMut(&str),
-) -> Result<CorpusRun, String> {
-    let examples = crate::dataset::from_manifest(root).map_err(|e| e.to_string())?;
-    progress(&format!("{} examples in the manifest", examples.len()));
-    let mut prepared = Vec::with_capacity(examples.len());
-    for e in &examples {
-        let grey = crate::preprocess::load_grey(&root.join(&e.path))
-            .map_err(|err| format!("{}: {err}", e.path))?;
-        prepared.push(Prepared::new(&grey, e.class));
-    }
-    let (train_ix, test_ix) = crate::dataset::split_by_group(&examples, 0.2, config.seed);
-    let train_set: Vec<Prepared> = train_ix.iter().map(|&i| prepared[i].clone()).collect();
-    let test_set: Vec<Prepared> = test_ix.iter().map(|&i| prepared[i].clone()).collect();
+) -> Result<(Net, Vec<f32>), String> {
     progress(&format!(
-        "{} for training, {} held out by patient",
-        train_set.len(),
-        test_set.len()
+        "{} examples: {} for training, {} held out by patient",
+        corpus.examples.len(),
+        corpus.train.len(),
+        corpus.test.len()
     ));
     let mut losses = Vec::new();
-    let net = train(&train_set, config, &mut |epoch, loss| {
+    let net = train(&corpus.subset(&corpus.train), config, &mut |epoch, loss| {
         losses.push(loss);
         progress(&format!("epoch {epoch}: loss {loss:.4}"));
     })
     .map_err(|e| e.to_string())?;
-    let held_out = evaluate(&net, &test_set).map_err(|e| e.to_string())?;
-    let of_dicom: Vec<usize> = (0..examples.len())
-        .filter(|&i| examples[i].path.starts_with("dicom/"))
-        .collect();
-    let images: Vec<Grey> = of_dicom.iter().map(|&i| prepared[i].fit.clone()).collect();
-    let said = judge(&net, &images)?;
-    let dicom = of_dicom
+    Ok((net, losses))
+}
+
+/// Judge `classifier` on the held-out part, and run the whole triage (rules and network)
+/// over every file under `dicom/` of the corpus.
+pub fn evaluate_on_corpus(
+    corpus: &Corpus,
+    classifier: Box<dyn Classifier + Send + Sync>,
+    model: String,
+) -> Result<CorpusEvaluation, String> {
+    let held_out = evaluate(classifier.as_ref(), &corpus.subset(&corpus.test))?;
+    let expected = crate::dataset::expected_by_path(&corpus.root).map_err(|e| e.to_string())?;
+    let triage = crate::Triage::with_classifier(crate::RuleConfig::default(), classifier, model);
+    let mut files = Vec::new();
+    walk(&corpus.root.join("dicom"), &mut files);
+    files.sort();
+    let dicom = files
         .iter()
-        .zip(said)
-        .map(|(&i, p)| (examples[i].path.clone(), examples[i].class, p))
+        .map(|f| {
+            let rel = f
+                .strip_prefix(&corpus.root)
+                .unwrap_or(f)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let mut verdict = triage.file(f);
+            verdict.path = rel.clone();
+            FileVerdict {
+                expected: expected.get(&rel).cloned().unwrap_or_default(),
+                path: rel,
+                verdict,
+            }
+        })
         .collect();
-    Ok(CorpusRun {
-        net,
-        train_examples: train_set.len(),
-        test_examples: test_set.len(),
+    Ok(CorpusEvaluation {
+        train_examples: corpus.train.len(),
+        test_examples: corpus.test.len(),
         held_out,
         dicom,
-        losses,
     })
 }
 
-/// The evaluation report, as Markdown.
-pub fn report(run: &CorpusRun, config: &TrainConfig, command: &str) -> String {
-    let ev = &run.held_out;
+fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// The evaluation report, as Markdown: `how` says what produced the weights and the
+/// report.
+pub fn report(ev: &CorpusEvaluation, how: &str) -> String {
+    let held = &ev.held_out;
     let pct = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.1}%", v * 100.0));
     let mut s = String::new();
     s.push_str("# Triage network: evaluation\n\n");
+    s.push_str(how);
     s.push_str(&format!(
-        "Written by `{command}` (seed {}, {} epochs of {} samples per class, batch {}, \
-         AdamW at {}). {} examples for training, {} held out by patient (the manifest's \
-         family).\n\n",
-        config.seed,
-        config.epochs,
-        config.per_class,
-        config.batch,
-        config.learning_rate,
-        run.train_examples,
-        run.test_examples
+        "\n\n{} examples for training, {} held out by patient (the manifest's family). \
+         Every figure below is from inference as `radlab triage` runs it: sixteen views per \
+         image (eight orientations, each also inverted).\n\n",
+        ev.train_examples, ev.test_examples
+    ));
+    s.push_str("## Held out by patient\n\n");
+    s.push_str(&format!(
+        "- valid (frontal) against outlier: {:.1}% ({} of {}; goal 98%). The held-out images \
+         in their stored orientation, and each frontal one also inverted.\n",
+        held.valid_accuracy() * 100.0,
+        held.valid_right,
+        held.valid_total
     ));
     s.push_str(&format!(
-        "- valid (frontal) against outlier, held out: {:.1}% ({} of {}; goal 98%)\n",
-        ev.valid_accuracy() * 100.0,
-        ev.valid_right,
-        ev.valid_total
-    ));
-    s.push_str(&format!(
-        "- orientation, held-out chest radiographs in each of the 8 orientations: {:.1}% \
-         ({} of {}; goal 99%)\n\n",
-        ev.orientation_accuracy() * 100.0,
-        ev.orientation_right,
-        ev.orientation_total
+        "- orientation: {:.1}% ({} of {}; goal 99%). Each held-out chest radiograph in each \
+         of the 8 orientations.\n\n",
+        held.orientation_accuracy() * 100.0,
+        held.orientation_right,
+        held.orientation_total
     ));
     s.push_str("| class | precision | recall | held out |\n|---|---|---|---|\n");
     for c in Class::ALL {
-        let n: u32 = ev.confusion[c.index()].iter().sum();
+        let n: u32 = held.confusion[c.index()].iter().sum();
         s.push_str(&format!(
             "| {} | {} | {} | {n} |\n",
             c.name(),
-            pct(ev.precision(c)),
-            pct(ev.recall(c))
+            pct(held.precision(c)),
+            pct(held.recall(c))
         ));
     }
-    s.push_str("\nConfusion (rows: truth; columns: prediction):\n\n| | ");
+    s.push_str(&confusion_table(&held.confusion));
+    // Every DICOM file.
+    let mut conf = [[0u32; 4]; 4];
+    for f in &ev.dicom {
+        if let (Some(t), Some(p)) = (
+            Class::of_expected(&f.expected),
+            f.verdict.class.and_then(Class::of_name),
+        ) {
+            conf[t.index()][p.index()] += 1;
+        }
+    }
+    let eval = Evaluation {
+        confusion: conf,
+        ..Default::default()
+    };
+    s.push_str(&format!(
+        "\n## Every file under `dicom/` of the corpus\n\n{} files, judged as `radlab triage` \
+         judges them (the rules, then the network where there are pixels). Files of the \
+         training part are included (the split is by patient family, see above).\n\n",
+        ev.dicom.len()
+    ));
+    s.push_str("The network's class against the manifest's, over the files with pixels:\n\n");
+    s.push_str("| class | precision | recall | files |\n|---|---|---|---|\n");
+    for c in Class::ALL {
+        let n: u32 = conf[c.index()].iter().sum();
+        s.push_str(&format!(
+            "| {} | {} | {} | {n} |\n",
+            c.name(),
+            pct(eval.precision(c)),
+            pct(eval.recall(c))
+        ));
+    }
+    s.push_str(&confusion_table(&conf));
+    let frontal: Vec<&FileVerdict> = ev
+        .dicom
+        .iter()
+        .filter(|f| f.expected == "frontal_cxr")
+        .collect();
+    let kept = frontal.iter().filter(|f| f.verdict.valid).count();
+    let unexplained = frontal
+        .iter()
+        .filter(|f| !f.verdict.valid && f.verdict.findings.is_empty())
+        .count();
+    s.push_str(&format!(
+        "\nFrontal chest radiographs (manifest `frontal_cxr`): {kept} of {} valid; {unexplained} \
+         rejected without a stated reason.\n\n",
+        frontal.len()
+    ));
+    s.push_str(
+        "| file | manifest | network | p | orientation | verdict |\n|---|---|---|---|---|---|\n",
+    );
+    for f in &ev.dicom {
+        let v = &f.verdict;
+        let codes: Vec<&str> = v.findings.iter().map(|x| x.code).collect();
+        s.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            f.path,
+            if f.expected.is_empty() {
+                "-"
+            } else {
+                &f.expected
+            },
+            v.class.unwrap_or("-"),
+            v.probability.map_or("-".to_string(), |p| format!("{p:.3}")),
+            v.orientation.as_deref().unwrap_or("-"),
+            if v.valid {
+                "valid".to_string()
+            } else {
+                format!("rejected: {}", codes.join(", "))
+            }
+        ));
+    }
+    s
+}
+
+fn confusion_table(conf: &[[u32; 4]; 4]) -> String {
+    let mut s = String::from("\nConfusion (rows: truth; columns: the network):\n\n| | ");
     s.push_str(
         &Class::ALL
             .iter()
@@ -432,32 +568,13 @@ pub fn report(run: &CorpusRun, config: &TrainConfig, command: &str) -> String {
         s.push_str(&format!(
             "| {} | {} |\n",
             c.name(),
-            ev.confusion[c.index()]
+            conf[c.index()]
                 .iter()
                 .map(|n| n.to_string())
                 .collect::<Vec<_>>()
                 .join(" | ")
         ));
     }
-    s.push_str(
-        "\n## Every DICOM file of the corpus with pixels\n\nIncluding those used for \
-         training (marked by the split above only through their family).\n\n\
-         | file | manifest | network | p | orientation |\n|---|---|---|---|---|\n",
-    );
-    for (path, class, p) in &run.dicom {
-        s.push_str(&format!(
-            "| `{path}` | {} | {} | {:.3} | {} |\n",
-            class.name(),
-            p.class.name(),
-            p.probability,
-            p.orientation.map_or("-".to_string(), |(o, _)| o.name())
-        ));
-    }
-    let right = run.dicom.iter().filter(|(_, c, p)| *c == p.class).count();
-    s.push_str(&format!(
-        "\n{right} of {} DICOM files classed as the manifest says.\n",
-        run.dicom.len()
-    ));
     s
 }
 

@@ -1,13 +1,16 @@
-//! `radlab triage FILES`: a verdict per file from the rules on metadata (radlab-triage),
-//! as text or JSON lines. `radlab triage --project P`: a verdict per image of a project,
-//! read from the blob store and recorded in the catalog (an administrator's overrule kept).
+//! `radlab triage FILES`: a verdict per file from the rules on metadata and the network on
+//! pixels (radlab-triage), as text or JSON lines. `radlab triage --project P`: a verdict per
+//! image of a project, read from the blob store and recorded in the catalog (an
+//! administrator's overrule kept). `--fix-orientation` writes (files) or stores (project) an
+//! upright rendering of frontal radiographs seen in another orientation; the original is
+//! never changed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use radlab_triage::{RuleConfig, triage_file};
+use radlab_triage::{RuleConfig, Triage, Verdict};
 
 #[derive(Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -24,9 +27,19 @@ pub struct TriageArgs {
     /// A Modality value the project takes (repeatable; default CR and DX).
     #[arg(long = "modality", value_name = "MODALITY")]
     modalities: Vec<String>,
-    /// One JSON object per line: the path as given, kind, valid, findings (code, reason).
+    /// One JSON object per line: the path as given, kind, the network's class, probability
+    /// and orientation, valid, findings (code, reason).
     #[arg(long)]
     json: bool,
+    /// The rules on metadata alone, no network.
+    #[arg(long)]
+    rules_only: bool,
+    /// For frontal radiographs the network sees in another orientation, an upright rendering
+    /// (PNG; the original is never changed): written into DIR for files (default
+    /// `upright`), stored in the blob store with the verdict for `--project`.
+    #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true,
+          default_missing_value = "upright")]
+    fix_orientation: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -34,6 +47,24 @@ enum TriageCommand {
     /// Train the triage network on the corpus (seeded: the same data and seed give the same
     /// weights), and write its weights and its evaluation report.
     Train(TrainArgs),
+    /// Evaluate weights (default: the built-in ones) on the corpus and write the report.
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Args, Debug)]
+struct EvaluateArgs {
+    /// The corpus: the folder of manifest.csv.
+    #[arg(long, env = "RADLAB_CORPUS", default_value = "../shared/data")]
+    corpus: PathBuf,
+    /// Weights (safetensors) to evaluate; default the built-in ones.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Where to write the evaluation report (Markdown).
+    #[arg(long, default_value = "docs/triage-report.md")]
+    report: PathBuf,
+    /// The seed the weights were trained with (it fixes the held-out split).
+    #[arg(long, default_value_t = 2026)]
+    seed: u64,
 }
 
 #[derive(Args, Debug)]
@@ -52,7 +83,7 @@ struct TrainArgs {
     report: PathBuf,
     #[arg(long, default_value_t = 2026)]
     seed: u64,
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = 60)]
     epochs: usize,
     /// Samples of each class per epoch.
     #[arg(long, default_value_t = 256)]
@@ -67,39 +98,97 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let started = std::time::Instant::now();
-    let run = radlab_triage::train::train_on_corpus(&args.corpus, &config, &mut |line| {
-        eprintln!("{line}")
-    })
-    .map_err(|e| anyhow::anyhow!(e))?;
-    let weights = run.net.to_safetensors()?;
-    let command = format!(
-        "radlab triage train --seed {} --epochs {} --per-class {}",
-        args.seed, args.epochs, args.per_class
+    let corpus = radlab_triage::train::Corpus::load(&args.corpus, args.seed)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let (net, _) =
+        radlab_triage::train::train_on_corpus(&corpus, &config, &mut |line| eprintln!("{line}"))
+            .map_err(|e| anyhow::anyhow!(e))?;
+    let weights = net.to_safetensors()?;
+    let how = format!(
+        "Weights (`{}`, {}) written by `radlab triage train --seed {} --epochs {} --per-class {}` \
+         (batch {}, AdamW, one-cycle learning rate peaking at {}); this report by the same \
+         command, or by `radlab triage evaluate` from the weights.",
+        args.out.display(),
+        radlab_triage::weights_id(&weights),
+        args.seed,
+        args.epochs,
+        args.per_class,
+        config.batch,
+        config.learning_rate
     );
-    let report = radlab_triage::train::report(&run, &config, &command);
-    for (path, bytes) in [(&args.out, weights), (&args.report, report.into_bytes())] {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let tmp = path.with_extension("partial");
-        std::fs::write(&tmp, &bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    }
+    let forward = net.inference()?;
+    let ev = radlab_triage::train::evaluate_on_corpus(
+        &corpus,
+        Box::new(forward),
+        radlab_triage::weights_id(&weights),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let report = radlab_triage::train::report(&ev, &how);
+    write_atomically(&args.out, &weights)?;
+    write_atomically(&args.report, report.as_bytes())?;
     eprintln!(
         "trained in {:.0} s: valid/outlier {:.1}%, orientation {:.1}% held out; weights {}, report {}",
         started.elapsed().as_secs_f64(),
-        run.held_out.valid_accuracy() * 100.0,
-        run.held_out.orientation_accuracy() * 100.0,
+        ev.held_out.valid_accuracy() * 100.0,
+        ev.held_out.orientation_accuracy() * 100.0,
         args.out.display(),
         args.report.display()
     );
     Ok(ExitCode::SUCCESS)
 }
 
+fn evaluate(args: &EvaluateArgs) -> Result<ExitCode> {
+    let (bytes, shown) = match &args.weights {
+        Some(p) => (
+            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (
+            radlab_triage::BUILTIN_WEIGHTS.to_vec(),
+            "crates/radlab-triage/weights/triage.safetensors".to_string(),
+        ),
+    };
+    let net = radlab_triage::Net::from_safetensors(&bytes)
+        .with_context(|| format!("{shown}: not triage weights"))?;
+    let corpus = radlab_triage::train::Corpus::load(&args.corpus, args.seed)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let id = radlab_triage::weights_id(&bytes);
+    let ev =
+        radlab_triage::train::evaluate_on_corpus(&corpus, Box::new(net.inference()?), id.clone())
+            .map_err(|e| anyhow::anyhow!(e))?;
+    let how = format!(
+        "Weights `{shown}` ({id}), trained by `radlab triage train --seed {}` (see docs/triage.md); \
+         this report written by `radlab triage evaluate`.",
+        args.seed
+    );
+    write_atomically(
+        &args.report,
+        radlab_triage::train::report(&ev, &how).as_bytes(),
+    )?;
+    eprintln!(
+        "valid/outlier {:.1}%, orientation {:.1}% held out; report {}",
+        ev.held_out.valid_accuracy() * 100.0,
+        ev.held_out.orientation_accuracy() * 100.0,
+        args.report.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension("partial");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 pub fn triage(cli: &crate::Cli, args: &TriageArgs) -> Result<ExitCode> {
-    if let Some(TriageCommand::Train(a)) = &args.command {
-        return train(a);
+    match &args.command {
+        Some(TriageCommand::Train(a)) => return train(a),
+        Some(TriageCommand::Evaluate(a)) => return evaluate(a),
+        None => {}
     }
     let mut config = RuleConfig::default();
     if !args.modalities.is_empty() {
@@ -109,8 +198,14 @@ pub fn triage(cli: &crate::Cli, args: &TriageArgs) -> Result<ExitCode> {
             .map(|m| m.trim().to_ascii_uppercase())
             .collect();
     }
+    let mut triage = if args.rules_only {
+        Triage::rules_only(config)
+    } else {
+        Triage::builtin(config).map_err(|e| anyhow::anyhow!(e))?
+    };
+    triage.keep_pixels = args.fix_orientation.is_some();
     if let Some(project) = &args.project {
-        return triage_project(cli, project, &config, args.json);
+        return triage_project(cli, project, &triage, args);
     }
     let mut files = Vec::new();
     for path in &args.paths {
@@ -124,9 +219,32 @@ pub fn triage(cli: &crate::Cli, args: &TriageArgs) -> Result<ExitCode> {
             bail!("{}: no such file or folder", path.display());
         }
     }
+    if let Some(dir) = &args.fix_orientation {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut written = std::collections::BTreeSet::new();
     let (mut valid, mut rejected) = (0usize, 0usize);
     for file in &files {
-        let verdict = triage_file(file, &config);
+        let mut verdict = triage.file(file);
+        if let (Some(dir), Some(png)) = (&args.fix_orientation, radlab_triage::upright(&verdict)) {
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "image".into());
+            // Two inputs of the same name get -2, -3... in the order given.
+            let mut target = dir.join(format!("{name}.upright.png"));
+            let mut n = 1;
+            while !written.insert(target.clone()) {
+                n += 1;
+                target = dir.join(format!("{name}-{n}.upright.png"));
+            }
+            let tmp = target.with_extension("partial");
+            std::fs::write(&tmp, &png)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, &target)
+                .with_context(|| format!("cannot write {}", target.display()))?;
+            verdict.upright = Some(target.display().to_string());
+        }
         if verdict.valid {
             valid += 1;
         } else {
@@ -134,33 +252,56 @@ pub fn triage(cli: &crate::Cli, args: &TriageArgs) -> Result<ExitCode> {
         }
         if args.json {
             println!("{}", serde_json::to_string(&verdict)?);
-        } else if verdict.valid {
-            println!("{}: valid ({})", verdict.path, verdict.kind);
         } else {
-            let reasons: Vec<String> = verdict
-                .findings
-                .iter()
-                .map(|f| format!("{}: {}", f.code, f.reason))
-                .collect();
-            println!("{}: rejected: {}", verdict.path, reasons.join("; "));
+            println!("{}", describe(&verdict));
         }
     }
     if !args.json {
         eprintln!(
-            "{valid} valid, {rejected} rejected of {} file(s)",
-            files.len()
+            "{valid} valid, {rejected} rejected of {} file(s) ({})",
+            files.len(),
+            triage.model()
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A verdict as a line of text.
+fn describe(v: &Verdict) -> String {
+    let seen = match (v.class, v.probability) {
+        (Some(c), Some(p)) => format!(", {c} p {p:.3}"),
+        _ => String::new(),
+    };
+    let upright = v
+        .upright
+        .as_ref()
+        .map(|u| format!(" (upright rendering: {u})"))
+        .unwrap_or_default();
+    if v.valid {
+        format!("{}: valid ({}{seen})", v.path, v.kind)
+    } else {
+        let reasons: Vec<String> = v
+            .findings
+            .iter()
+            .map(|f| format!("{}: {}", f.code, f.reason))
+            .collect();
+        format!(
+            "{}: rejected ({}{seen}): {}{upright}",
+            v.path,
+            v.kind,
+            reasons.join("; ")
+        )
+    }
 }
 
 /// Judge every image of `project` from its blob, record the verdicts, print them.
 fn triage_project(
     cli: &crate::Cli,
     project: &str,
-    config: &RuleConfig,
-    json: bool,
+    triage: &Triage,
+    args: &TriageArgs,
 ) -> Result<ExitCode> {
+    let json = args.json;
     let rt = crate::cmd_import::runtime()?;
     rt.block_on(async {
         let (catalog, blobs) = crate::cmd_import::stores(cli).await?;
@@ -175,7 +316,17 @@ fn triage_project(
                 let verdict = match catalog.instance_identity(&image.sop_instance_uid).await? {
                     Some(id) => {
                         let bytes = blobs.get(&id.blob_hash).await?;
-                        radlab_triage::triage_bytes(&bytes, &image.image_id, config)
+                        let mut v = triage.bytes(&bytes, &image.image_id);
+                        if args.fix_orientation.is_some()
+                            && let Some(png) = radlab_triage::upright(&v)
+                        {
+                            // Content-addressed like every blob; the DICOM is untouched.
+                            let hash = radlab_dicom::content_hash(&png);
+                            blobs.put(&hash, png.into()).await?;
+                            v.upright = Some(hash);
+                        }
+                        v.grey = None;
+                        v
                     }
                     None => bail!(
                         "image {} of {project} is not in the catalog",
@@ -195,11 +346,17 @@ fn triage_project(
                 Ok(radlab_store::NewVerdict {
                     image_id: v.path.clone(),
                     sop_instance_uid: uid.clone(),
-                    model: "rules".into(),
+                    model: if v.class.is_some() {
+                        triage.model().to_string()
+                    } else {
+                        "rules".into()
+                    },
                     valid: v.valid,
-                    class: String::new(),
-                    probability: String::new(),
+                    class: v.class.unwrap_or_default().to_string(),
+                    probability: v.probability.map(|p| p.to_string()).unwrap_or_default(),
                     findings: serde_json::to_value(&v.findings)?,
+                    orientation: v.orientation.clone().unwrap_or_default(),
+                    upright_blob: v.upright.clone().unwrap_or_default(),
                 })
             })
             .collect::<Result<_>>()?;

@@ -468,11 +468,11 @@ pub(crate) async fn triage_upright(
         tracing::error!("blob {hash}: {e}");
         ApiError::internal()
     })?;
-    Ok(axum::response::Response::builder()
+    axum::response::Response::builder()
         .header(axum::http::header::CONTENT_TYPE, "image/png")
         .header(axum::http::header::CACHE_CONTROL, "private, max-age=3600")
         .body(axum::body::Body::from(png))
-        .map_err(|_| ApiError::internal())?)
+        .map_err(|_| ApiError::internal())
 }
 
 #[derive(Deserialize)]

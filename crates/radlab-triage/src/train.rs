@@ -302,10 +302,7 @@ pub fn evaluate(net: &dyn Classifier, examples: &[Prepared]) -> Result<Evaluatio
             wanted.push(o);
         }
     }
-    for (o, p) in wanted
-        .iter()
-        .zip(judge(net, &images)?)
-    {
+    for (o, p) in wanted.iter().zip(judge(net, &images)?) {
         ev.orientation_total += 1;
         if p.orientation.map(|(x, _)| x) == Some(*o) {
             ev.orientation_right += 1;

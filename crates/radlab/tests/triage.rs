@@ -225,7 +225,10 @@ fn a_project_is_triaged_from_the_store_and_an_overrule_survives_a_new_run() {
             "{v}"
         );
         assert!(!v["class"].as_str().unwrap().is_empty(), "{v}");
-        assert!(v["probability"].as_str().unwrap().parse::<f64>().is_ok(), "{v}");
+        assert!(
+            v["probability"].as_str().unwrap().parse::<f64>().is_ok(),
+            "{v}"
+        );
         assert_eq!(v["upright_blob"], "", "{v}");
     }
     let image = rejected[0]["image_id"].as_str().unwrap().to_string();
@@ -280,7 +283,13 @@ fn bad_input_gets_a_verdict_with_a_reason() {
             .map(|f| f["code"].as_str().unwrap().to_string())
             .collect()
     };
-    for name in ["colour.png", "tiny.png", "huge.png", "broken.png", "notes.txt"] {
+    for name in [
+        "colour.png",
+        "tiny.png",
+        "huge.png",
+        "broken.png",
+        "notes.txt",
+    ] {
         let v = get(name);
         assert_eq!(v["valid"], false, "{v}");
         for f in v["findings"].as_array().unwrap() {
@@ -338,7 +347,10 @@ fn fix_orientation_writes_an_upright_rendering_and_keeps_the_original() {
     );
     let fixed = image::open(written).unwrap().to_luma8();
     assert_eq!(fixed.dimensions(), original.dimensions());
-    assert!(fixed.as_raw() == original.as_raw(), "not the original's pixels");
+    assert!(
+        fixed.as_raw() == original.as_raw(),
+        "not the original's pixels"
+    );
     assert_eq!(std::fs::read(&turned).unwrap(), before);
     let u = &all[&upright_in.display().to_string()];
     assert_eq!(u["orientation"], "0", "{u}");

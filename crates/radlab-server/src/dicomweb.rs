@@ -134,7 +134,8 @@ async fn visibility(
     }
 }
 
-fn blobs(state: &AppState) -> Result<radlab_store::BlobStore, ApiError> {
+/// The server's blob store; 503 when it has none.
+pub(crate) fn blobs(state: &AppState) -> Result<radlab_store::BlobStore, ApiError> {
     state
         .uploads
         .as_ref()
@@ -195,7 +196,8 @@ fn check_uid(uid: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn load(state: &AppState, blob_hash: &str) -> Result<Bytes, ApiError> {
+/// A blob's bytes; a store failure is logged and answered as an internal error.
+pub(crate) async fn load(state: &AppState, blob_hash: &str) -> Result<Bytes, ApiError> {
     blobs(state)?.get(blob_hash).await.map_err(|e| {
         tracing::error!("blob {blob_hash}: {e}");
         ApiError::internal()

@@ -453,21 +453,7 @@ pub(crate) async fn triage_upright(
             ),
         ));
     };
-    let blobs = state
-        .uploads
-        .as_ref()
-        .map(|u| u.blobs.clone())
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_store",
-                "this server has no blob store to read objects from",
-            )
-        })?;
-    let png = blobs.get(&hash).await.map_err(|e| {
-        tracing::error!("blob {hash}: {e}");
-        ApiError::internal()
-    })?;
+    let png = crate::dicomweb::load(&state, &hash).await?;
     axum::response::Response::builder()
         .header(axum::http::header::CONTENT_TYPE, "image/png")
         .header(axum::http::header::CACHE_CONTROL, "private, max-age=3600")

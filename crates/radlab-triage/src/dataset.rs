@@ -93,8 +93,8 @@ pub struct DatasetError {
     pub why: String,
 }
 
-/// Every image and DICOM file of the manifest under `root` with a class, in manifest order.
-pub fn from_manifest(root: &Path) -> Result<Vec<Example>, DatasetError> {
+/// The manifest of `root`: for each row, the values of `columns` in that order.
+fn manifest_rows(root: &Path, columns: &[&str]) -> Result<Vec<Vec<String>>, DatasetError> {
     let path = root.join("manifest.csv");
     let fail = |why: String| DatasetError {
         path: path.clone(),
@@ -102,37 +102,49 @@ pub fn from_manifest(root: &Path) -> Result<Vec<Example>, DatasetError> {
     };
     let mut reader = csv::Reader::from_path(&path).map_err(|e| fail(e.to_string()))?;
     let headers = reader.headers().map_err(|e| fail(e.to_string()))?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| fail(format!("no column {name}")))
-    };
-    let (c_path, c_kind, c_expected, c_family) = (
-        column("path")?,
-        column("kind")?,
-        column("expected")?,
-        column("family")?,
-    );
+    let index: Vec<usize> = columns
+        .iter()
+        .map(|name| {
+            headers
+                .iter()
+                .position(|h| h == *name)
+                .ok_or_else(|| fail(format!("no column {name}")))
+        })
+        .collect::<Result<_, _>>()?;
     let mut out = Vec::new();
     for (line, record) in reader.records().enumerate() {
         let record = record.map_err(|e| fail(format!("row {}: {e}", line + 2)))?;
-        let kind = record.get(c_kind).unwrap_or("");
+        out.push(
+            index
+                .iter()
+                .map(|&i| record.get(i).unwrap_or("").to_string())
+                .collect(),
+        );
+    }
+    Ok(out)
+}
+
+/// Every image and DICOM file of the manifest under `root` with a class, in manifest order.
+pub fn from_manifest(root: &Path) -> Result<Vec<Example>, DatasetError> {
+    let mut out = Vec::new();
+    for row in manifest_rows(root, &["path", "kind", "expected", "family"])? {
+        let [path, kind, expected, family] = &row[..] else {
+            continue;
+        };
         if kind != "image" && kind != "dicom" {
             continue;
         }
-        let Some(class) = Class::of_expected(record.get(c_expected).unwrap_or("")) else {
+        let Some(class) = Class::of_expected(expected) else {
             continue;
         };
-        let path = record.get(c_path).unwrap_or("").to_string();
-        let family = record.get(c_family).unwrap_or("").trim();
+        let family = family.trim();
         out.push(Example {
             group: if family.is_empty() {
                 path.clone()
             } else {
                 family.to_string()
             },
-            path,
+            path: path.clone(),
             class,
         });
     }
@@ -141,29 +153,13 @@ pub fn from_manifest(root: &Path) -> Result<Vec<Example>, DatasetError> {
 
 /// Every path of the manifest under `root` with its `expected` value (empty when none).
 pub fn expected_by_path(root: &Path) -> Result<BTreeMap<String, String>, DatasetError> {
-    let path = root.join("manifest.csv");
-    let fail = |why: String| DatasetError {
-        path: path.clone(),
-        why,
-    };
-    let mut reader = csv::Reader::from_path(&path).map_err(|e| fail(e.to_string()))?;
-    let headers = reader.headers().map_err(|e| fail(e.to_string()))?.clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| fail(format!("no column {name}")))
-    };
-    let (c_path, c_expected) = (column("path")?, column("expected")?);
-    let mut out = BTreeMap::new();
-    for (line, record) in reader.records().enumerate() {
-        let record = record.map_err(|e| fail(format!("row {}: {e}", line + 2)))?;
-        out.insert(
-            record.get(c_path).unwrap_or("").to_string(),
-            record.get(c_expected).unwrap_or("").to_string(),
-        );
-    }
-    Ok(out)
+    Ok(manifest_rows(root, &["path", "expected"])?
+        .into_iter()
+        .map(|mut row| {
+            let expected = row.pop().unwrap_or_default();
+            (row.pop().unwrap_or_default(), expected)
+        })
+        .collect())
 }
 
 /// A split held out by group: the groups of each class (by their first example's class)

@@ -426,26 +426,19 @@ impl Net {
             .broadcast_add(&self.head_b.as_tensor().unsqueeze(0)?)
     }
 
-    /// Logits [N, 12] for a batch [N, 1, S, S], for inference.
+    /// Logits [N, 12] for a batch [N, 1, S, S], for inference through candle (normalisation
+    /// folded first); [`Net::inference`] is the faster path triage uses.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if self.norms.is_some() {
+            return self.folded()?.forward(x);
+        }
         let mut x = x.clone();
-        for (i, (w, b)) in self.convs.iter().enumerate() {
+        for (w, b) in &self.convs {
             let c = w.dims()[0];
-            x = conv3x3(&x, w.as_tensor())?;
-            x = match &self.norms {
-                Some(norms) => {
-                    let n = &norms[i];
-                    let scale = n
-                        .gamma
-                        .as_tensor()
-                        .div(&n.var.affine(1.0, BN_EPS)?.sqrt()?)?;
-                    let shift = n.beta.as_tensor().sub(&(&n.mean * &scale)?)?;
-                    x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
-                        .broadcast_add(&shift.reshape((1, c, 1, 1))?)?
-                }
-                None => x.broadcast_add(&b.as_tensor().reshape((1, c, 1, 1))?)?,
-            };
-            x = x.relu()?.max_pool2d(2)?;
+            x = conv3x3(&x, w.as_tensor())?
+                .broadcast_add(&b.as_tensor().reshape((1, c, 1, 1))?)?
+                .relu()?
+                .max_pool2d(2)?;
         }
         let pooled = x.flatten_from(2)?.mean(2)?;
         pooled

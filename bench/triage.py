@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The triage network on the CPU: radlab (candle) against the same network in PyTorch.
+"""The triage network on the CPU: radlab against the same network in PyTorch.
 
 usage: bench/triage.py [RADLAB_BINARY CORPUS_DIR OUT.md] [--weights W] [--runs N]
                        [--rounds N] [--cold-runs N] [--latency-images K] [--example PATH]
@@ -25,7 +25,7 @@ PyTorch's side (this script, in .venv-bench-torch): the same layers (nn.Conv2d 3
 with bias, ReLU, 2x2 max pooling, 1 -> 16 -> 32 -> 64 -> 64 channels, global mean, nn.Linear
 64 -> 12, softmax over the 4 class then over the 8 orientation logits), eager mode, float32,
 the weights read from the same safetensors file, on the very bytes of views.f32, under
-torch.inference_mode() with torch.set_num_threads(cores) (candle too uses every core). Its
+torch.inference_mode() with torch.set_num_threads(cores) (radlab too uses every core). Its
 outputs must match rust_probs.f32 within 1e-4 (max abs difference) or the script fails; its
 verdicts through model.rs's decision rule (re-written here) are compared with radlab's.
 
@@ -34,7 +34,7 @@ Timed:
     `Classifier::outputs`) then PyTorch, each RUNS passes over all the views after an
     untimed one, 64 views (4 images) a call as `judge` batches them; and one image (its 16
     views in one call) over the first K images; then the passes again on one thread each
-    (RAYON_NUM_THREADS=1 for candle, torch.set_num_threads(1)), which other work on the
+    (RAYON_NUM_THREADS=1 for radlab, torch.set_num_threads(1)), which other work on the
     machine disturbs less. Medians of all passes / calls, and the fastest passes.
   - cold: a fresh process from its start to its first verdict printed (time.perf_counter
     around subprocess.Popen, up to that line), COLD_RUNS times, alternating: radlab's
@@ -382,7 +382,7 @@ def main():
     # The network alone, radlab then PyTorch, in turns (a shared machine's load moves).
     side = TorchSide(weights, out_dir)
     diff, same = side.check()
-    # Each turn: all cores, then one thread each (RAYON_NUM_THREADS=1 for candle,
+    # Each turn: all cores, then one thread each (RAYON_NUM_THREADS=1 for radlab,
     # torch.set_num_threads(1)), which a busy machine disturbs less.
     net = {"radlab": [], "torch": [], "radlab 1": [], "torch 1": []}
     one = {"radlab": [], "torch": []}
@@ -457,9 +457,9 @@ def main():
         f"under png/cxr"
         + (f" ({rust['skipped']} file(s) that do not load left out)" if rust["skipped"] else "")
         + f"; each image is looked at in its 16 views (8 orientations, each also inverted; "
-        f"64 x 64 float32), so one image is 16 network inputs. radlab: candle on the CPU, "
-        f"release build of `crates/radlab-triage/examples/triage_bench.rs`, which calls "
-        f"`Classifier::outputs` and `model::judge`. PyTorch {torch.__version__} on Python "
+        f"64 x 64 float32), so one image is 16 network inputs. radlab: its inference path "
+        f"on the CPU, release build of `crates/radlab-triage/examples/triage_bench.rs`, which "
+        f"calls `Classifier::outputs` and `model::judge`. PyTorch {torch.__version__} on Python "
         f"{platform.python_version()}: the same layers and weights, eager mode, float32, "
         f"`torch.inference_mode()`, {threads()} threads, run on the very bytes "
         f"of radlab's views. Both use all {threads()} cores of this machine ({cpu}), 64 views "
@@ -480,7 +480,7 @@ def main():
         f"radlab's verdict for {same} of {n} images. The machine was shared with other work "
         f"(load average {load:.1f} at the start), so the passes vary.",
         "",
-        "| | radlab (candle) | PyTorch | radlab / PyTorch (speed) |",
+        "| | radlab | PyTorch | radlab / PyTorch (speed) |",
         "|---|---:|---:|---:|",
         f"| warm, network only (forward + softmax), images/s | {rate['radlab']:.1f} "
         f"({spread['radlab'][0]:.1f}-{spread['radlab'][1]:.1f}) | {rate['torch']:.1f} "

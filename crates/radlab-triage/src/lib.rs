@@ -10,6 +10,7 @@
 
 pub mod dataset;
 pub mod model;
+pub mod onnx;
 pub mod preprocess;
 pub mod rules;
 pub mod train;

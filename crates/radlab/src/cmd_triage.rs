@@ -1,12 +1,15 @@
 //! `radlab triage FILES`: a verdict per file from the rules on metadata (radlab-triage),
 //! as text or JSON lines. `radlab triage --project P`: a verdict per image of a project,
 //! read from the blob store and recorded in the catalog (an administrator's overrule kept).
+//! `--model site.onnx`: a site's own network (radlab_triage::onnx), read and checked.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use radlab_triage::model::Classifier;
+use radlab_triage::onnx::OnnxClassifier;
 use radlab_triage::{RuleConfig, triage_file};
 
 #[derive(Args, Debug)]
@@ -27,6 +30,11 @@ pub struct TriageArgs {
     /// One JSON object per line: the path as given, kind, valid, findings (code, reason).
     #[arg(long)]
     json: bool,
+    /// A site's own model (ONNX) to judge the pixels instead of the built-in network
+    /// (docs/triage.md, "Plug in your own model"); read and checked before anything is
+    /// judged.
+    #[arg(long, value_name = "PATH.onnx")]
+    model: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -101,6 +109,11 @@ pub fn triage(cli: &crate::Cli, args: &TriageArgs) -> Result<ExitCode> {
     if let Some(TriageCommand::Train(a)) = &args.command {
         return train(a);
     }
+    // The network's verdicts are not wired into this command yet: the site's model is read
+    // and checked, and said on stderr; the verdicts stay the rules'.
+    if let Some((_, name)) = site_model(args)? {
+        eprintln!("{name}: read and checked; the verdicts here are the rules on metadata");
+    }
     let mut config = RuleConfig::default();
     if !args.modalities.is_empty() {
         config.modalities = args
@@ -152,6 +165,18 @@ pub fn triage(cli: &crate::Cli, args: &TriageArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The site's own model of `--model`, read and checked (an error names the file and what is
+/// wrong), with its name for verdicts (`onnx FILE [N, 1, 64, 64] -> [N, 12]`); `None`
+/// without `--model`.
+fn site_model(args: &TriageArgs) -> Result<Option<(Box<dyn Classifier + Send + Sync>, String)>> {
+    let Some(path) = &args.model else {
+        return Ok(None);
+    };
+    let model = OnnxClassifier::load(path).map_err(|e| anyhow::anyhow!(e))?;
+    let name = format!("{} {}", model.name(), model.shape());
+    Ok(Some((Box::new(model), name)))
 }
 
 /// Judge every image of `project` from its blob, record the verdicts, print them.

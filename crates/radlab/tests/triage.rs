@@ -186,3 +186,59 @@ fn a_project_is_triaged_from_the_store_and_an_overrule_survives_a_new_run() {
     assert!(text(&out).contains("no project nope"), "{}", text(&out));
     rt.block_on(catalog.close());
 }
+
+#[test]
+fn a_site_model_is_read_and_checked_before_anything_is_judged() {
+    const TEST: &str = "a_site_model_is_read_and_checked_before_anything_is_judged";
+    let dir = tempfile::tempdir().unwrap();
+    let scans = dir.path().join("scans");
+    std::fs::create_dir(&scans).unwrap();
+    std::fs::write(scans.join("note.txt"), "not an image\n").unwrap();
+    let garbage = dir.path().join("garbage.onnx");
+    std::fs::write(&garbage, "this is not a model\n").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    // Not a model: exit 2 with the file named, and nothing judged, for files and projects.
+    let out = command()
+        .args(["triage", "--model", garbage])
+        .arg(&scans)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(garbage) && said.contains("not an ONNX model"),
+        "{said}"
+    );
+    let data = dir.path().join("data");
+    let out = common::radlab(&["triage", "--project", "nope", "--model", garbage], &data);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(garbage), "{}", text(&out));
+
+    // A model of the contract (3 channels, side 96, the class only) is read and named.
+    let Some(python) = radlab_testkit::reference_python_with(TEST, "onnx") else {
+        return;
+    };
+    let model = dir.path().join("site.onnx");
+    let made = std::process::Command::new(&python)
+        .arg(radlab_testkit::repo_root().join("tests/reference/onnx_from_safetensors.py"))
+        .args(["random", model.to_str().unwrap()])
+        .args(["--channels", "3", "--side", "96", "--outputs", "4"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    let out = command()
+        .args(["triage", "--json", "--model", model.to_str().unwrap()])
+        .arg(&scans)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("onnx site.onnx [N, 3, 96, 96] -> [N, 4]"),
+        "{}",
+        text(&out)
+    );
+    let line: serde_json::Value =
+        serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(line["kind"], "unreadable", "{line}");
+}

@@ -12,6 +12,7 @@
 pub mod dataset;
 pub mod infer;
 pub mod model;
+pub mod onnx;
 pub mod preprocess;
 pub mod rules;
 pub mod train;

@@ -3,13 +3,16 @@
 //! image of a project, read from the blob store and recorded in the catalog (an
 //! administrator's overrule kept). `--fix-orientation` writes (files) or stores (project) an
 //! upright rendering of frontal radiographs seen in another orientation; the original is
-//! never changed.
+//! never changed. `--model site.onnx`: a site's own network (radlab_triage::onnx) instead
+//! of the built-in one, read and checked before anything is judged.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use radlab_triage::model::Classifier;
+use radlab_triage::onnx::OnnxClassifier;
 use radlab_triage::{RuleConfig, Triage, Verdict};
 
 #[derive(Args, Debug)]
@@ -32,8 +35,13 @@ pub struct TriageArgs {
     #[arg(long)]
     json: bool,
     /// The rules on metadata alone, no network.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "model")]
     rules_only: bool,
+    /// A site's own model (ONNX) to judge the pixels instead of the built-in network
+    /// (docs/triage.md, "Plug in your own model"); read and checked before anything is
+    /// judged.
+    #[arg(long, value_name = "PATH.onnx")]
+    model: Option<PathBuf>,
     /// For frontal radiographs the network sees in another orientation, an upright rendering
     /// (PNG; the original is never changed): written into DIR for files (default
     /// `upright`), stored in the blob store with the verdict for `--project`.
@@ -200,6 +208,8 @@ pub fn triage(cli: &crate::Cli, args: &TriageArgs) -> Result<ExitCode> {
     }
     let mut triage = if args.rules_only {
         Triage::rules_only(config)
+    } else if let Some((classifier, name)) = site_model(args)? {
+        Triage::with_classifier(config, classifier, name)
     } else {
         Triage::builtin(config).map_err(|e| anyhow::anyhow!(e))?
     };
@@ -292,6 +302,16 @@ fn describe(v: &Verdict) -> String {
             reasons.join("; ")
         )
     }
+}
+
+/// The site's ONNX model of `--model`, read and checked, with its name for the verdicts.
+fn site_model(args: &TriageArgs) -> Result<Option<(Box<dyn Classifier + Send + Sync>, String)>> {
+    let Some(path) = &args.model else {
+        return Ok(None);
+    };
+    let model = OnnxClassifier::load(path).map_err(|e| anyhow::anyhow!(e))?;
+    let name = format!("{} {}", model.name(), model.shape());
+    Ok(Some((Box::new(model), name)))
 }
 
 /// Judge every image of `project` from its blob, record the verdicts, print them.

@@ -357,3 +357,83 @@ fn fix_orientation_writes_an_upright_rendering_and_keeps_the_original() {
     assert!(u.get("upright").is_none(), "{u}");
     assert!(!out_dir.join("upright.png.upright.png").exists());
 }
+
+#[test]
+fn a_site_model_is_read_and_checked_before_anything_is_judged() {
+    const TEST: &str = "a_site_model_is_read_and_checked_before_anything_is_judged";
+    let dir = tempfile::tempdir().unwrap();
+    let scans = dir.path().join("scans");
+    std::fs::create_dir(&scans).unwrap();
+    std::fs::write(scans.join("note.txt"), "not an image\n").unwrap();
+    let garbage = dir.path().join("garbage.onnx");
+    std::fs::write(&garbage, "this is not a model\n").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    // Not a model: exit 2 with the file named, and nothing judged, for files and projects.
+    let out = command()
+        .args(["triage", "--model", garbage])
+        .arg(&scans)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains(garbage) && said.contains("not an ONNX model"),
+        "{said}"
+    );
+    let data = dir.path().join("data");
+    let out = common::radlab(&["triage", "--project", "nope", "--model", garbage], &data);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(garbage), "{}", text(&out));
+
+    // A model of the contract (3 channels, side 96, the class only) is read and named.
+    let Some(python) = radlab_testkit::reference_python_with(TEST, "onnx") else {
+        return;
+    };
+    let model = dir.path().join("site.onnx");
+    let made = std::process::Command::new(&python)
+        .arg(radlab_testkit::repo_root().join("tests/reference/onnx_from_safetensors.py"))
+        .args(["random", model.to_str().unwrap()])
+        .args(["--channels", "3", "--side", "96", "--outputs", "4"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made));
+    image::GrayImage::from_fn(300, 280, |x, y| image::Luma([((x * y) % 251) as u8]))
+        .save(scans.join("picture.png"))
+        .unwrap();
+    let out = command()
+        .args(["triage", "--model", model.to_str().unwrap()])
+        .arg(&scans)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("(rules + onnx site.onnx [N, 3, 96, 96] -> [N, 4])"),
+        "{}",
+        text(&out)
+    );
+    let out = command()
+        .args(["triage", "--json", "--model", model.to_str().unwrap()])
+        .arg(&scans)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let note = lines
+        .iter()
+        .find(|l| l["path"].as_str().unwrap().ends_with("note.txt"))
+        .unwrap();
+    assert_eq!(note["kind"], "unreadable", "{note}");
+    // The site's model judged the picture: a class, and no orientation (class outputs only).
+    let picture = lines
+        .iter()
+        .find(|l| l["path"].as_str().unwrap().ends_with("picture.png"))
+        .unwrap();
+    assert!(picture["class"].is_string(), "{picture}");
+    assert!(picture.get("orientation").is_none(), "{picture}");
+}

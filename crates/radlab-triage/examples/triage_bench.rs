@@ -43,6 +43,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use radlab_triage::infer::Forward;
 use radlab_triage::model::{self, Classifier, Net, Outputs, Prediction};
 use radlab_triage::preprocess::{Grey, Orientation, load_grey};
 
@@ -119,7 +120,9 @@ fn run() -> Res<()> {
     }
     let weights = args.weights.as_ref().ok_or("--weights is needed")?;
     let bytes = std::fs::read(weights).map_err(|e| format!("{}: {e}", weights.display()))?;
-    let net = Net::from_safetensors(&bytes).map_err(|e| e.to_string())?;
+    let net = Net::from_safetensors(&bytes)
+        .and_then(|n| n.inference())
+        .map_err(|e| e.to_string())?;
     if let Some(file) = &args.cold {
         let grey = load_grey(file).map_err(|e| e.to_string())?;
         let p = model::judge(&net, std::slice::from_ref(&grey))?;
@@ -195,7 +198,7 @@ fn timed(runs: usize, mut f: impl FnMut() -> Res<()>) -> Res<Vec<f64>> {
     Ok(times)
 }
 
-fn bench(net: &Net, args: &Args, out: &Path) -> Res<()> {
+fn bench(net: &Forward, args: &Args, out: &Path) -> Res<()> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     // Decode every file once (untimed), keeping those that load.
     let mut files = Vec::new();
@@ -315,7 +318,7 @@ fn bench(net: &Net, args: &Args, out: &Path) -> Res<()> {
 }
 
 /// Times the network alone on the views of `path` (see the module's text).
-fn network(net: &Net, args: &Args, path: &Path) -> Res<()> {
+fn network(net: &Forward, args: &Args, path: &Path) -> Res<()> {
     let views = read_views(path)?;
     let n = views.len() / VIEWS;
     let runs = args.runs.max(1);

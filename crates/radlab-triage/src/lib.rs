@@ -305,16 +305,6 @@ fn finish(path: String, kind: &'static str, findings: Vec<Finding>) -> Verdict {
     }
 }
 
-/// Judge one file by the rules alone (see [`Triage::file`]).
-pub fn triage_file(path: &Path, config: &RuleConfig) -> Verdict {
-    Triage::rules_only(config.clone()).file(path)
-}
-
-/// Judge a DICOM object held in memory by the rules alone (see [`Triage::bytes`]).
-pub fn triage_bytes(bytes: &[u8], shown: &str, config: &RuleConfig) -> Verdict {
-    Triage::rules_only(config.clone()).bytes(bytes, shown)
-}
-
 /// A PNG or JPEG file, by its first bytes.
 fn is_picture(path: &Path) -> bool {
     let mut head = [0u8; 8];

@@ -121,23 +121,14 @@ pub struct Outputs {
     pub orientation: Option<[f32; 8]>,
 }
 
-/// A network that triage can ask: the built-in [`Net`], or a site's own model (ONNX).
+/// A network that triage can ask: the built-in one ([`Net::inference`]), or a site's own
+/// model (ONNX).
 /// Inputs are square grey images of side [`Classifier::side`], standardized ([`views`]).
 pub trait Classifier {
     /// The input side in pixels.
     fn side(&self) -> u32;
     /// The outputs for each input, in order.
     fn outputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<Outputs>, String>;
-}
-
-impl Classifier for Net {
-    fn side(&self) -> u32 {
-        INPUT_SIDE
-    }
-
-    fn outputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<Outputs>, String> {
-        self.inference().map_err(|e| e.to_string())?.outputs(inputs)
-    }
 }
 
 impl Classifier for Forward {
@@ -553,11 +544,6 @@ pub fn conv3x3(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
     x.conv2d(w, 1, 1, 1, 1)
 }
 
-/// The network's input for an image: scaled to fit, centred on black, standardized.
-pub fn input_of(grey: &Grey) -> Vec<f32> {
-    grey.letterboxed(INPUT_SIDE).standardized()
-}
-
 /// A batch tensor [N, 1, S, S] of inputs.
 pub fn batch(inputs: &[Vec<f32>]) -> candle_core::Result<Tensor> {
     let side = INPUT_SIDE as usize;
@@ -594,8 +580,8 @@ mod tests {
             height: 50,
             pixels: (0..64 * 50).map(|i| (i % 251) as u8).collect(),
         };
-        let p1 = judge(&a, std::slice::from_ref(&fit)).unwrap();
-        let p2 = judge(&back, std::slice::from_ref(&fit)).unwrap();
+        let p1 = judge(&a.inference().unwrap(), std::slice::from_ref(&fit)).unwrap();
+        let p2 = judge(&back.inference().unwrap(), std::slice::from_ref(&fit)).unwrap();
         // Folding the normalisation changes rounding only.
         assert_eq!(p1[0].class, p2[0].class);
         for (x, y) in p1[0]

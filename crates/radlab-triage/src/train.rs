@@ -624,7 +624,7 @@ mod tests {
         let b = train(&examples, &config, &mut |_, _| {}).unwrap();
         assert_eq!(a.to_safetensors().unwrap(), b.to_safetensors().unwrap());
         assert!(losses.len() == 1 && losses[0].is_finite());
-        let ev = evaluate(&a, &examples).unwrap();
+        let ev = evaluate(&a.inference().unwrap(), &examples).unwrap();
         // 6 images, the 4 frontal ones also inverted; 4 chest images in 8 orientations.
         assert_eq!(ev.valid_total, 10);
         assert_eq!(ev.confusion.iter().flatten().sum::<u32>(), 10);

@@ -76,7 +76,7 @@ fn the_built_in_network_as_onnx_says_what_candle_says_on_the_corpus() {
     assert!(onnx.predicts_orientation());
     assert_eq!(onnx.shape(), "[N, 1, 64, 64] -> [N, 12]");
     // The very weights in the file (batch normalisation already folded).
-    let net = Net::from_safetensors(&bytes).unwrap();
+    let net = Net::from_safetensors(&bytes).unwrap().inference().unwrap();
 
     let mut files: Vec<PathBuf> = std::fs::read_dir(corpus.path("dicom/cxr"))
         .unwrap()

@@ -192,16 +192,26 @@ pub fn no_staging_left(data: &Path) {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// Orthanc's `/tools/find` answers (expanded) at `level` for `query`.
+fn orthanc_find(
+    orthanc: &radlab_testkit::Orthanc,
+    level: &str,
+    query: serde_json::Value,
+) -> Vec<serde_json::Value> {
+    let body = serde_json::json!({"Level": level, "Query": query, "Expand": true});
+    orthanc
+        .post("/tools/find", body.to_string().as_bytes())
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
 /// Study Instance UIDs of Orthanc's `/tools/find` at study level for `query`.
 pub fn orthanc_studies(
     orthanc: &radlab_testkit::Orthanc,
     query: serde_json::Value,
 ) -> std::collections::BTreeSet<String> {
-    let body = serde_json::json!({"Level": "Study", "Query": query, "Expand": true});
-    orthanc
-        .post("/tools/find", body.to_string().as_bytes())
-        .as_array()
-        .unwrap()
+    orthanc_find(orthanc, "Study", query)
         .iter()
         .map(|s| {
             s["MainDicomTags"]["StudyInstanceUID"]
@@ -218,11 +228,7 @@ pub fn orthanc_studies_of_series(
     orthanc: &radlab_testkit::Orthanc,
     query: serde_json::Value,
 ) -> std::collections::BTreeSet<String> {
-    let body = serde_json::json!({"Level": "Series", "Query": query, "Expand": true});
-    orthanc
-        .post("/tools/find", body.to_string().as_bytes())
-        .as_array()
-        .unwrap()
+    orthanc_find(orthanc, "Series", query)
         .iter()
         .map(|s| {
             let study = orthanc.get(&format!("/studies/{}", s["ParentStudy"].as_str().unwrap()));

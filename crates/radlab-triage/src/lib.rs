@@ -126,11 +126,24 @@ impl Triage {
     /// by its size, colour and pixels, anything else unreadable with the parser's reason.
     pub fn file(&self, path: &Path) -> Verdict {
         let shown = path.display().to_string();
-        match radlab_dicom::DicomFile::open(path) {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => {
+                return finish(
+                    shown,
+                    "unreadable",
+                    vec![Finding {
+                        code: "unreadable",
+                        reason: format!("cannot read the file: {e}"),
+                    }],
+                );
+            }
+        };
+        match radlab_dicom::DicomFile::from_bytes(&bytes) {
             Ok(file) => self.dicom(&file, shown),
             Err(e) => {
-                if is_picture(path) {
-                    return self.picture(path, shown);
+                if is_picture(&bytes) {
+                    return self.picture(&bytes, shown);
                 }
                 finish(
                     shown,
@@ -179,10 +192,10 @@ impl Triage {
         verdict
     }
 
-    fn picture(&self, path: &Path, shown: String) -> Verdict {
+    fn picture(&self, bytes: &[u8], shown: String) -> Verdict {
         let mut findings = Vec::new();
         let mut verdict = finish(shown, "picture", Vec::new());
-        match preprocess::load_picture(path) {
+        match preprocess::picture_of_bytes(bytes) {
             Ok(picture) => {
                 findings.extend(rules::check_picture(
                     picture.grey.width,
@@ -306,12 +319,6 @@ fn finish(path: String, kind: &'static str, findings: Vec<Finding>) -> Verdict {
 }
 
 /// A PNG or JPEG file, by its first bytes.
-fn is_picture(path: &Path) -> bool {
-    let mut head = [0u8; 8];
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let n = std::io::Read::read(&mut f, &mut head).unwrap_or(0);
-    let head = &head[..n];
-    head.starts_with(b"\x89PNG\r\n\x1a\n") || head.starts_with(&[0xFF, 0xD8, 0xFF])
+fn is_picture(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.starts_with(&[0xFF, 0xD8, 0xFF])
 }

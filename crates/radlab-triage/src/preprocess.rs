@@ -69,19 +69,26 @@ const NOT_A_PICTURE: &str = "not a PNG or JPEG picture";
 /// Read a PNG or JPEG picture (its size checked against [`MAX_PICTURE_SIDE`] before
 /// decoding).
 pub fn load_picture(path: &Path) -> Result<Picture, PixelError> {
-    let open = || {
-        image::ImageReader::open(path)
-            .and_then(|r| r.with_guessed_format())
+    let bytes =
+        std::fs::read(path).map_err(|e| PixelError(format!("cannot read the file: {e}")))?;
+    picture_of_bytes(&bytes)
+}
+
+/// A PNG or JPEG picture held in memory, as [`load_picture`] reads it.
+pub fn picture_of_bytes(bytes: &[u8]) -> Result<Picture, PixelError> {
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
             .map_err(|e| PixelError(format!("cannot read the file: {e}")))
     };
-    let reader = open()?;
+    let first = reader()?;
     if !matches!(
-        reader.format(),
+        first.format(),
         Some(image::ImageFormat::Png | image::ImageFormat::Jpeg)
     ) {
         return Err(PixelError(NOT_A_PICTURE.into()));
     }
-    let (w, h) = reader
+    let (w, h) = first
         .into_dimensions()
         .map_err(|e| PixelError(format!("picture not decodable: {e}")))?;
     if w.max(h) > MAX_PICTURE_SIDE || w == 0 || h == 0 {
@@ -89,17 +96,29 @@ pub fn load_picture(path: &Path) -> Result<Picture, PixelError> {
             "a {w} x {h} picture is outside 1 to {MAX_PICTURE_SIDE} pixels a side"
         )));
     }
-    let picture = open()?
+    let picture = reader()?
         .decode()
         .map_err(|e| PixelError(format!("picture not decodable: {e}")))?;
-    let rgb = picture.to_rgb8();
-    let (w, h) = rgb.dimensions();
-    let raw = rgb.into_raw();
-    let colour = raw.chunks_exact(3).any(|p| p[0] != p[1] || p[1] != p[2]);
-    Ok(Picture {
-        grey: from_interleaved(w, h, 3, raw)?,
-        colour,
-    })
+    let (w, h) = (picture.width(), picture.height());
+    match picture {
+        // Grey already: BT.601 luma of (v, v, v) is v, so no colour round trip.
+        image::DynamicImage::ImageLuma8(grey) => Ok(Picture {
+            grey: Grey {
+                width: w,
+                height: h,
+                pixels: grey.into_raw(),
+            },
+            colour: false,
+        }),
+        other => {
+            let raw = other.to_rgb8().into_raw();
+            let colour = raw.chunks_exact(3).any(|p| p[0] != p[1] || p[1] != p[2]);
+            Ok(Picture {
+                grey: from_interleaved(w, h, 3, raw)?,
+                colour,
+            })
+        }
+    }
 }
 
 /// Grey from 1 (grey) or 3 (RGB) interleaved 8-bit channels.
@@ -280,31 +299,37 @@ impl Grey {
             };
         }
         let (w, h) = (self.width as usize, self.height as usize);
-        let xw = axis_weights(w, nw as usize);
-        let yw = axis_weights(h, nh as usize);
-        // Horizontal pass: values scaled by w (the sum of a destination's weights).
-        let mut horizontal = vec![0u64; nw as usize * h];
-        for y in 0..h {
-            let row = &self.pixels[y * w..(y + 1) * w];
-            for (x, taps) in xw.iter().enumerate() {
-                horizontal[y * nw as usize + x] =
-                    taps.iter().map(|&(i, wt)| u64::from(row[i]) * wt).sum();
-            }
-        }
+        let (nw, nh) = (nw as usize, nh as usize);
+        let xw = axis_weights(w, nw);
+        let yw = axis_weights(h, nh);
+        // Vertical pass first, a whole source row at a time (each source row feeds at most
+        // two destination rows): sums scaled by h, at most 255 h, which u32 holds for any
+        // side this crate accepts. Then the horizontal pass over the nh summed rows. The
+        // sums are exact integers, so the order of the passes does not change a bit.
+        debug_assert!(h as u64 * 255 <= u64::from(u32::MAX));
         let total = (w as u64) * (h as u64);
-        let mut out = vec![0u8; nw as usize * nh as usize];
+        let mut column_sums = vec![0u32; w];
+        let mut out = vec![0u8; nw * nh];
         for (y, taps) in yw.iter().enumerate() {
-            for x in 0..nw as usize {
+            column_sums.fill(0);
+            for &(j, wt) in taps {
+                let wt = wt as u32;
+                let row = &self.pixels[j * w..(j + 1) * w];
+                for (sum, &v) in column_sums.iter_mut().zip(row) {
+                    *sum += u32::from(v) * wt;
+                }
+            }
+            for (x, taps) in xw.iter().enumerate() {
                 let sum: u64 = taps
                     .iter()
-                    .map(|&(j, wt)| horizontal[j * nw as usize + x] * wt)
+                    .map(|&(i, wt)| u64::from(column_sums[i]) * wt)
                     .sum();
-                out[y * nw as usize + x] = ((sum + total / 2) / total) as u8;
+                out[y * nw + x] = ((sum + total / 2) / total) as u8;
             }
         }
         Grey {
-            width: nw,
-            height: nh,
+            width: nw as u32,
+            height: nh as u32,
             pixels: out,
         }
     }
@@ -423,6 +448,35 @@ mod tests {
         assert!(l.pixels[..16 * 64].iter().all(|&v| v == 0));
         assert!(l.pixels[16 * 64..48 * 64].iter().all(|&v| v == 200));
         assert!(l.pixels[48 * 64..].iter().all(|&v| v == 0));
+    }
+
+    #[test]
+    fn area_resize_equals_the_direct_double_sum() {
+        // The separable passes against the definition: each output pixel the rounded exact
+        // mean over the source, weighted by the overlap areas, shrinking and enlarging.
+        for (w, h, nw, nh) in [(97, 61, 64, 40), (13, 29, 64, 64), (640, 480, 64, 48)] {
+            let img = ramp(w, h);
+            let got = img.area_resized(nw, nh);
+            let xw = axis_weights(w as usize, nw as usize);
+            let yw = axis_weights(h as usize, nh as usize);
+            let total = u64::from(w) * u64::from(h);
+            for (y, ytaps) in yw.iter().enumerate() {
+                for (x, xtaps) in xw.iter().enumerate() {
+                    let mut sum = 0u64;
+                    for &(j, wy) in ytaps {
+                        for &(i, wx) in xtaps {
+                            sum += u64::from(img.pixels[j * w as usize + i]) * wx * wy;
+                        }
+                    }
+                    let want = ((sum + total / 2) / total) as u8;
+                    assert_eq!(
+                        got.pixels[y * nw as usize + x],
+                        want,
+                        "{w}x{h} to {nw}x{nh}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -234,36 +234,23 @@ pub fn triage(cli: &crate::Cli, args: &TriageArgs) -> Result<ExitCode> {
     }
     let mut written = std::collections::BTreeSet::new();
     let (mut valid, mut rejected) = (0usize, 0usize);
-    for file in &files {
-        let mut verdict = triage.file(file);
-        if let (Some(dir), Some(png)) = (&args.fix_orientation, radlab_triage::upright(&verdict)) {
-            let name = file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "image".into());
-            // Two inputs of the same name get -2, -3... in the order given.
-            let mut target = dir.join(format!("{name}.upright.png"));
-            let mut n = 1;
-            while !written.insert(target.clone()) {
-                n += 1;
-                target = dir.join(format!("{name}-{n}.upright.png"));
+    // Files are read, decoded and judged on all cores a chunk at a time, and their verdicts
+    // printed in the order given. A chunk is large enough that a slow file (a big JPEG 2000)
+    // leaves no core waiting for long, small when the verdicts keep their pixels.
+    let chunk = if triage.keep_pixels {
+        rayon::current_num_threads().max(1) * 2
+    } else {
+        256
+    };
+    for files in files.chunks(chunk) {
+        use rayon::prelude::*;
+        let verdicts: Vec<Verdict> = files.par_iter().map(|f| triage.file(f)).collect();
+        for (file, verdict) in files.iter().zip(verdicts) {
+            if emit_file_verdict(args, file, verdict, &mut written)? {
+                valid += 1;
+            } else {
+                rejected += 1;
             }
-            let tmp = target.with_extension("partial");
-            std::fs::write(&tmp, &png)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            std::fs::rename(&tmp, &target)
-                .with_context(|| format!("cannot write {}", target.display()))?;
-            verdict.upright = Some(target.display().to_string());
-        }
-        if verdict.valid {
-            valid += 1;
-        } else {
-            rejected += 1;
-        }
-        if args.json {
-            println!("{}", serde_json::to_string(&verdict)?);
-        } else {
-            println!("{}", describe(&verdict));
         }
     }
     if !args.json {
@@ -274,6 +261,40 @@ pub fn triage(cli: &crate::Cli, args: &TriageArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Write a file's upright rendering where asked and print its verdict; says whether the
+/// file is valid.
+fn emit_file_verdict(
+    args: &TriageArgs,
+    file: &std::path::Path,
+    mut verdict: Verdict,
+    written: &mut std::collections::BTreeSet<PathBuf>,
+) -> Result<bool> {
+    if let (Some(dir), Some(png)) = (&args.fix_orientation, radlab_triage::upright(&verdict)) {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
+        // Two inputs of the same name get -2, -3... in the order given.
+        let mut target = dir.join(format!("{name}.upright.png"));
+        let mut n = 1;
+        while !written.insert(target.clone()) {
+            n += 1;
+            target = dir.join(format!("{name}-{n}.upright.png"));
+        }
+        let tmp = target.with_extension("partial");
+        std::fs::write(&tmp, &png).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &target)
+            .with_context(|| format!("cannot write {}", target.display()))?;
+        verdict.upright = Some(target.display().to_string());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&verdict)?);
+    } else {
+        println!("{}", describe(&verdict));
+    }
+    Ok(verdict.valid)
 }
 
 /// A verdict as a line of text.
@@ -332,28 +353,40 @@ fn triage_project(
         let mut offset = 0;
         loop {
             let (page, total) = catalog.project_images(project, None, offset, 500).await?;
-            for image in &page {
-                let verdict = match catalog.instance_identity(&image.sop_instance_uid).await? {
-                    Some(id) => {
-                        let bytes = blobs.get(&id.blob_hash).await?;
-                        let mut v = triage.bytes(&bytes, &image.image_id);
-                        if args.fix_orientation.is_some()
-                            && let Some(png) = radlab_triage::upright(&v)
-                        {
-                            // Content-addressed like every blob; the DICOM is untouched.
-                            let hash = radlab_dicom::content_hash(&png);
-                            blobs.put(&hash, png.into()).await?;
-                            v.upright = Some(hash);
-                        }
-                        v.grey = None;
-                        v
+            // A chunk's blobs are read, then judged on all cores, then their renderings
+            // stored; verdicts keep the project's order.
+            let chunk = rayon::current_num_threads().max(1) * 2;
+            for images in page.chunks(chunk) {
+                let mut blobs_of = Vec::with_capacity(images.len());
+                for image in images {
+                    match catalog.instance_identity(&image.sop_instance_uid).await? {
+                        Some(id) => blobs_of.push(blobs.get(&id.blob_hash).await?),
+                        None => bail!(
+                            "image {} of {project} is not in the catalog",
+                            image.image_id
+                        ),
                     }
-                    None => bail!(
-                        "image {} of {project} is not in the catalog",
-                        image.image_id
-                    ),
-                };
-                verdicts.push((image.sop_instance_uid.clone(), verdict));
+                }
+                let judged: Vec<Verdict> = tokio::task::block_in_place(|| {
+                    use rayon::prelude::*;
+                    images
+                        .par_iter()
+                        .zip(blobs_of.par_iter())
+                        .map(|(image, bytes)| triage.bytes(bytes, &image.image_id))
+                        .collect()
+                });
+                for (image, mut v) in images.iter().zip(judged) {
+                    if args.fix_orientation.is_some()
+                        && let Some(png) = radlab_triage::upright(&v)
+                    {
+                        // Content-addressed like every blob; the DICOM is untouched.
+                        let hash = radlab_dicom::content_hash(&png);
+                        blobs.put(&hash, png.into()).await?;
+                        v.upright = Some(hash);
+                    }
+                    v.grey = None;
+                    verdicts.push((image.sop_instance_uid.clone(), v));
+                }
             }
             offset += page.len() as i64;
             if page.is_empty() || offset >= total {

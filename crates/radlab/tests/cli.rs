@@ -216,7 +216,7 @@ fn deid_writes_verified_outputs_and_verify_catches_a_raw_file() {
     let ok = verify(&["--option", "retain-modified-dates"]);
     assert!(ok.status.success(), "{}", text(&ok));
     // Replace one output with its raw input: the verifier must fail and say where.
-    let outputs: Vec<_> = walk(&out);
+    let outputs: Vec<_> = common::files_under(&out);
     assert_eq!(outputs.len(), 5);
     let json = radlab(
         &[
@@ -305,7 +305,7 @@ fn vindr_preset_writes_md5_names_and_a_mapping_only_the_key_opens() {
         tmp.path(),
     );
     assert!(run.status.success(), "{}", text(&run));
-    let names: Vec<String> = walk(&out)
+    let names: Vec<String> = common::files_under(&out)
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
         .collect();
@@ -421,19 +421,6 @@ fn import_deid_catalogues_only_de_identified_objects_and_routes_ultrasound_to_re
         .output()
         .unwrap();
     assert!(text(&nokey).contains("--key-file"), "{}", text(&nokey));
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

@@ -111,22 +111,8 @@ fn write_split(imgs: &[Image], path: &Path) {
     std::fs::write(path, csv).unwrap();
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out.sort();
-    out
-}
-
 fn relative(root: &Path) -> BTreeSet<String> {
-    walk(root)
+    common::files_under(root)
         .iter()
         .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().to_string())
         .collect()

@@ -374,26 +374,6 @@ fn an_undecodable_object_acknowledged_from_the_spool_is_quarantined_and_kept() {
     assert!(!log.contains(&uid), "{log}");
 }
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -480,7 +460,7 @@ fn deid_on_arrival_stores_only_verified_de_identified_objects() {
     }
     // No original identifier or UID anywhere in the data folder (catalog database, its
     // journal, blob store), nor in the log; the staging folder is gone.
-    let files = files_under(&data);
+    let files = common::files_under(&data);
     assert!(files.iter().any(|f| f.starts_with(data.join("blobs"))));
     for file in &files {
         assert!(
@@ -518,7 +498,7 @@ fn deid_on_arrival_stores_only_verified_de_identified_objects() {
     // `radlab verify` on the stored objects, laid out as `radlab deid` names them
     // (study/series/instance.dcm, new UIDs), against the files sent.
     let export = tmp.path().join("export");
-    for blob in files_under(&data.join("blobs")) {
+    for blob in common::files_under(&data.join("blobs")) {
         let bytes = std::fs::read(&blob).unwrap();
         let Ok(f) = DicomFile::from_bytes(&bytes) else {
             continue;
@@ -838,7 +818,7 @@ fn staged(data: &Path) -> Vec<PathBuf> {
             entries
                 .flatten()
                 .filter(|e| e.file_name().to_string_lossy().starts_with(".pacs-staging"))
-                .flat_map(|e| files_under(&e.path()))
+                .flat_map(|e| common::files_under(&e.path()))
                 .collect()
         })
         .unwrap_or_default()

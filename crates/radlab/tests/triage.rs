@@ -182,8 +182,19 @@ fn a_project_is_triaged_from_the_store_and_an_overrule_survives_a_new_run() {
     let data = tmp.path().join("data");
     let hand = corpus.path("dicom/other/kakadu_cr_hand_pa_j2k.dcm");
     let chest = corpus.path("dicom/cxr/siim_acr_cr_chest_pa_jpeg_baseline.dcm");
+    // A frontal radiograph turned 90 degrees, imported as a picture (wrapped in DICOM).
+    let original = image::open(corpus.path(FIX_ORIENTATION_EXAMPLE))
+        .unwrap()
+        .to_luma8();
+    let turned = tmp.path().join("turned.png");
+    image::imageops::rotate90(&original).save(&turned).unwrap();
     let out = common::radlab(
-        &["import", hand.to_str().unwrap(), chest.to_str().unwrap()],
+        &[
+            "import",
+            hand.to_str().unwrap(),
+            chest.to_str().unwrap(),
+            turned.to_str().unwrap(),
+        ],
         &data,
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -209,13 +220,70 @@ fn a_project_is_triaged_from_the_store_and_an_overrule_survives_a_new_run() {
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .collect::<Vec<_>>()
     };
+    let blob_files = || -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        common::files_under(&data.join("blobs"))
+            .into_iter()
+            .map(|p| {
+                let bytes = std::fs::read(&p).unwrap();
+                (p, bytes)
+            })
+            .collect()
+    };
+    let stored_before = blob_files();
     let first = run();
-    assert_eq!(first.len(), 2);
+    assert_eq!(first.len(), 3);
+    let (turned_verdicts, first): (Vec<_>, Vec<_>) = first
+        .into_iter()
+        .partition(|v| v["class"] == "frontal" && v["orientation"] == "90");
+    // The turned radiograph: seen as frontal, rotated 90 degrees, rejected for that, and an
+    // upright rendering stored with its verdict: a PNG of exactly the stored image's displayed
+    // pixels, turned upright.
+    // Every blob stored before is still there with the same bytes.
+    assert_eq!(turned_verdicts.len(), 1, "{turned_verdicts:?} {first:?}");
+    let t = &turned_verdicts[0];
+    assert_eq!(t["class"], "frontal", "{t}");
+    assert_eq!(t["valid"], false, "{t}");
+    // A picture wrapped at import is a secondary capture (Modality OT): the rules say so too.
+    let codes: Vec<&str> = t["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap())
+        .collect();
+    assert!(codes.contains(&"orientation"), "{t}");
+    let upright_blob = t["upright_blob"].as_str().unwrap();
+    assert_eq!(upright_blob.len(), 64, "{t}");
+    let blobs = radlab_store::BlobStore::local(data.join("blobs")).unwrap();
+    let png = rt.block_on(blobs.get(upright_blob)).unwrap();
+    let fixed = image::load_from_memory(&png).unwrap().to_luma8();
+    assert_eq!(fixed.dimensions(), original.dimensions());
+    // The stored object's rendering as displayed, turned back: the same pixels.
+    let sop = t["sop_instance_uid"].as_str().unwrap();
+    let id = rt
+        .block_on(catalog.instance_identity(sop))
+        .unwrap()
+        .unwrap();
+    let stored = rt.block_on(blobs.get(&id.blob_hash)).unwrap();
+    let shown = radlab_triage::preprocess::grey_of_dicom(
+        &radlab_dicom::DicomFile::from_bytes(&stored).unwrap(),
+    )
+    .unwrap();
+    let back = shown.oriented(radlab_triage::Orientation::new(270, false));
+    assert_eq!((back.width, back.height), fixed.dimensions());
+    assert!(
+        fixed.as_raw() == &back.pixels,
+        "not the stored image's pixels turned upright"
+    );
+    let stored_after = blob_files();
+    assert_eq!(stored_after.len(), stored_before.len() + 1);
+    for kept in &stored_before {
+        assert!(stored_after.contains(kept), "{} changed", kept.0.display());
+    }
     let rejected: Vec<_> = first.iter().filter(|v| v["valid"] == false).collect();
     assert_eq!(rejected.len(), 1, "{first:?}");
     assert_eq!(rejected[0]["findings"][0]["code"], "body-part");
     // The network looked too: its name, class, probability and orientation are recorded; both
-    // images are upright, so no upright rendering is stored.
+    // other images are upright, so no upright rendering is stored for them.
     for v in &first {
         assert!(
             v["model"]
@@ -235,6 +303,9 @@ fn a_project_is_triaged_from_the_store_and_an_overrule_survives_a_new_run() {
     rt.block_on(catalog.overrule_triage("p", &image, Some(true), "admin"))
         .unwrap();
     let second = run();
+    assert_eq!(second.len(), 3);
+    // The same rendering again: content-addressed, nothing new stored.
+    assert_eq!(blob_files(), stored_after);
     let again = second
         .iter()
         .find(|v| v["image_id"] == image.as_str())

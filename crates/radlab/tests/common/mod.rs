@@ -66,11 +66,10 @@ pub fn uid_and_pixels(bytes: &[u8]) -> Option<(String, Vec<u8>)> {
     Some((uid, bytes[span].to_vec()))
 }
 
-/// Every blob of the data folder's store, as (SOP Instance UID, Pixel Data bytes); an
-/// instance stored in several encodings appears once per encoding.
-pub fn stored_objects(data: &Path) -> Vec<(String, Vec<u8>)> {
+/// Every file under `dir`, recursively, in path order (none when `dir` does not exist).
+pub fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
-    let mut stack = vec![data.join("blobs")];
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -79,12 +78,22 @@ pub fn stored_objects(data: &Path) -> Vec<(String, Vec<u8>)> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if let Some(object) = uid_and_pixels(&std::fs::read(&path).unwrap()) {
-                found.push(object);
+            } else {
+                found.push(path);
             }
         }
     }
+    found.sort();
     found
+}
+
+/// Every blob of the data folder's store, as (SOP Instance UID, Pixel Data bytes); an
+/// instance stored in several encodings appears once per encoding.
+pub fn stored_objects(data: &Path) -> Vec<(String, Vec<u8>)> {
+    files_under(&data.join("blobs"))
+        .iter()
+        .filter_map(|path| uid_and_pixels(&std::fs::read(path).unwrap()))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -30,18 +30,23 @@ pub struct PixelError(pub String);
 /// The largest picture side accepted (a guard against decompression bombs).
 pub const MAX_PICTURE_SIDE: u32 = 20_000;
 
-/// The first frame of a DICOM file as displayed, or a PNG or JPEG picture, as grey.
+/// The first frame of a DICOM file as displayed, or a PNG or JPEG picture, as grey; the
+/// file read once.
 pub fn load_grey(path: &Path) -> Result<Grey, PixelError> {
-    match radlab_dicom::DicomFile::open(path) {
+    let bytes =
+        std::fs::read(path).map_err(|e| PixelError(format!("cannot read the file: {e}")))?;
+    match radlab_dicom::DicomFile::from_bytes(&bytes) {
         Ok(file) => grey_of_dicom(&file),
-        Err(dicom_error) => load_picture(path)
-            .map(|p| p.grey)
-            .map_err(|e| match e.0.as_str() {
-                NOT_A_PICTURE => PixelError(format!(
-                    "neither DICOM ({dicom_error}) nor a PNG or JPEG picture"
-                )),
-                _ => e,
-            }),
+        Err(dicom_error) => {
+            picture_of_bytes(&bytes)
+                .map(|p| p.grey)
+                .map_err(|e| match e.0.as_str() {
+                    NOT_A_PICTURE => PixelError(format!(
+                        "neither DICOM ({dicom_error}) nor a PNG or JPEG picture"
+                    )),
+                    _ => e,
+                })
+        }
     }
 }
 
@@ -66,15 +71,8 @@ pub struct Picture {
 
 const NOT_A_PICTURE: &str = "not a PNG or JPEG picture";
 
-/// Read a PNG or JPEG picture (its size checked against [`MAX_PICTURE_SIDE`] before
-/// decoding).
-pub fn load_picture(path: &Path) -> Result<Picture, PixelError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| PixelError(format!("cannot read the file: {e}")))?;
-    picture_of_bytes(&bytes)
-}
-
-/// A PNG or JPEG picture held in memory, as [`load_picture`] reads it.
+/// A PNG or JPEG picture held in memory (its size checked against [`MAX_PICTURE_SIDE`]
+/// before decoding).
 pub fn picture_of_bytes(bytes: &[u8]) -> Result<Picture, PixelError> {
     let reader = || {
         image::ImageReader::new(std::io::Cursor::new(bytes))

@@ -22,8 +22,8 @@ views.f32 with the network's softmax outputs for every view (rust_probs.f32) and
 verdicts, and times `model::judge` from the decoded pixels, decode + judge file after file
 (end to end) and decode alone.
 PyTorch's side (this script, in .venv-bench-torch): the same layers (nn.Conv2d 3x3 padding 1
-with bias, ReLU, 2x2 max pooling, 1 -> 16 -> 32 -> 64 -> 64 channels, global mean, nn.Linear
-64 -> 12, softmax over the 4 class then over the 8 orientation logits), eager mode, float32,
+with bias, ReLU, 2x2 max pooling, 1 -> 16 -> 32 -> 64 -> 64 channels, the last 64 x 4 x 4 map
+flattened, nn.Linear 1024 -> 12, softmax over the 4 class then over the 8 orientation logits), eager mode, float32,
 the weights read from the same safetensors file, on the very bytes of views.f32, under
 torch.inference_mode() with torch.set_num_threads(cores) (radlab too uses every core). Its
 outputs must match rust_probs.f32 within 1e-4 (max abs difference) or the script fails; its
@@ -128,12 +128,13 @@ def build_net(weights_path):
             chans = [1, 16, 32, 64, 64]
             self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1, bias=True)
                                        for a, b in zip(chans, chans[1:]))
-            self.head = nn.Linear(chans[-1], OUTPUTS)
+            # The last map (64 channels, 4 x 4) flattened, channel-major.
+            self.head = nn.Linear(chans[-1] * 4 * 4, OUTPUTS)
 
         def forward(self, x):
             for conv in self.convs:
                 x = nn.functional.max_pool2d(torch.relu(conv(x)), 2)
-            logits = self.head(x.mean(dim=(2, 3)))
+            logits = self.head(x.flatten(1))
             return torch.cat([logits[:, :4].softmax(1), logits[:, 4:].softmax(1)], 1)
 
     net = TriageNet()
@@ -168,7 +169,8 @@ def decide(p, table):
         ci = 0 if as_frontal >= as_inverted else 3
     best, best_score = 0, -math.inf
     for o in range(8):
-        score = sum(math.log(max(p[k][4 + table[k][o]], 1e-12)) for k in range(8))
+        # The image's eight views and its inversion's eight vote alike.
+        score = sum(math.log(max(p[k][4 + table[k % 8][o]], 1e-12)) for k in range(16))
         if score > best_score:
             best, best_score = o, score
     return ci, best
@@ -465,7 +467,7 @@ def main():
         "## Triage network: radlab against PyTorch",
         "",
         f"`bench/triage.py`: the triage network (4 blocks of 3x3 convolution + ReLU + 2x2 max "
-        f"pooling, 16-32-64-64 channels, global mean, linear to 4 class + 8 orientation "
+        f"pooling, 16-32-64-64 channels, the last 4 x 4 map flattened, linear to 4 class + 8 orientation "
         f"outputs, softmax) on {n} images: every DICOM of the corpus's dicom/cxr and "
         f"dicom/cxr_derived ({dicoms}) and every PNG ({pngs}) and JPEG ({n - dicoms - pngs}) "
         f"under png/cxr"

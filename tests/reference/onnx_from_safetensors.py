@@ -3,8 +3,10 @@
     onnx_from_safetensors.py net WEIGHTS.safetensors OUT.onnx
         The built-in network (crates/radlab-triage/src/model.rs) with the weights of a
         safetensors file: blocks of Conv 3x3 (pads 1, bias) + Relu + MaxPool 2x2, as many as
-        the file has conv{i}.weight, then GlobalAveragePool, Flatten and Gemm (head.weight,
-        head.bias). Input "views" float [N, C, S, S] with N dynamic; output "logits" [N, K].
+        the file has conv{i}.weight, then Flatten of the last map and Gemm (head.weight,
+        head.bias; a head as wide as the last map's channels reads GlobalAveragePool then
+        Flatten instead). Input "views" float [N, C, S, S] with N dynamic; output "logits"
+        [N, K].
         --side S (default 64) fixes the input side.
 
     onnx_from_safetensors.py random OUT.onnx [--channels C] [--side S] [--outputs K]
@@ -107,7 +109,11 @@ def network(weights, side, batch, reduce_mean):
             )
         )
         x = f"pool{i}"
-    if reduce_mean:
+    last = weights[f"conv{blocks - 1}.weight"].shape[0]
+    if weights["head.weight"].shape[1] != last:
+        # The head reads the last map flattened (channel-major), as radlab's network does.
+        nodes.append(helper.make_node("Flatten", [x], ["pooled"], axis=1))
+    elif reduce_mean:
         nodes.append(
             helper.make_node("ReduceMean", [x], ["pooled"], axes=[2, 3], keepdims=0)
         )

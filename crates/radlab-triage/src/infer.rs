@@ -17,7 +17,7 @@ struct Block {
 /// The network's weights, laid out for [`Forward::logits`].
 pub struct Forward {
     blocks: Vec<Block>,
-    /// [outputs, channels] row-major.
+    /// [outputs, channels x side x side of the last map] row-major.
     head_w: Vec<f32>,
     head_b: Vec<f32>,
     side: usize,
@@ -25,7 +25,8 @@ pub struct Forward {
 
 impl Forward {
     /// From each block's (weight [out, in, 3, 3] flattened, bias), the head's weight
-    /// [outputs, channels] and bias, for square inputs of `side`.
+    /// [outputs, the last map's values (channels x side x side, channel-major)] and bias, for
+    /// square inputs of `side`.
     pub fn new(
         blocks: Vec<(Vec<f32>, Vec<f32>)>,
         head_w: Vec<f32>,
@@ -113,18 +114,15 @@ impl Forward {
             std::mem::swap(x, next);
             side /= 2;
         }
-        // Global mean per channel, then the head.
-        let channels = self.blocks.last().map_or(1, |b| b.cout);
-        let hw = (side * side).max(1);
-        let pooled: Vec<f32> = (0..channels)
-            .map(|c| x[c * hw..(c + 1) * hw].iter().sum::<f32>() / hw as f32)
-            .collect();
+        // The head, on the last map flattened (channel-major, as it lies in x).
+        let features = self.head_w.len() / self.head_b.len().max(1);
+        let flat = &x[..features];
         self.head_b
             .iter()
             .enumerate()
             .map(|(o, b)| {
-                let row = &self.head_w[o * channels..(o + 1) * channels];
-                b + row.iter().zip(&pooled).map(|(w, p)| w * p).sum::<f32>()
+                let row = &self.head_w[o * features..(o + 1) * features];
+                b + row.iter().zip(flat).map(|(w, v)| w * v).sum::<f32>()
             })
             .collect()
     }

@@ -5,8 +5,11 @@
 //! candle on the CPU; its weights are a safetensors file small enough to ship in the binary.
 //!
 //! Layers: four blocks of 3 x 3 convolution (padding 1) + ReLU + 2 x 2 max pooling, with
-//! 16, 32, 64 and 64 channels (64 -> 32 -> 16 -> 8 -> 4 pixels a side), a global mean, and a
-//! linear layer to 12 outputs (4 class logits, then 8 orientation logits). Training puts a
+//! 16, 32, 64 and 64 channels (64 -> 32 -> 16 -> 8 -> 4 pixels a side), and a linear layer
+//! from the last map flattened (64 x 4 x 4, channel-major, as PyTorch's and ONNX's `Flatten`)
+//! to 12 outputs (4 class logits, then 8 orientation logits). The head sees where each
+//! feature is, not only that it is there: where the heart and the aortic knob lie is what
+//! tells an image from its mirror. Training puts a
 //! batch normalisation after each convolution; the shipped weights have it folded into the
 //! convolution (`conv{i}.weight`, `conv{i}.bias`, `head.weight`, `head.bias`: the same
 //! layout a PyTorch or ONNX copy of the network reads).
@@ -14,8 +17,8 @@
 //! Inference looks at each image sixteen times, in a fixed order: in its eight orientations
 //! and, in each, with its grey levels inverted ([`Net::judge`]). The class probabilities are
 //! averaged over the orientations; frontal against inverted is decided by comparing the image
-//! with its inversion; the orientation is the one all eight views agree on best (the sum of
-//! their log-probabilities). No random transform is ever applied at inference.
+//! with its inversion; the orientation is the one all sixteen views agree on best (the sum
+//! of their log-probabilities). No random transform is ever applied at inference.
 //!
 //! Initialisation is seeded (He-uniform from our own xorshift generator, not candle's
 //! unseeded one), so that `radlab triage train --seed S` gives the same weights on the same
@@ -31,6 +34,10 @@ use crate::preprocess::{Grey, Orientation};
 pub const INPUT_SIDE: u32 = 64;
 const CHANNELS: [usize; 5] = [1, 16, 32, 64, 64];
 const OUTPUTS: usize = 12;
+/// The side of the last map (the input halved by each block).
+const LAST_SIDE: usize = INPUT_SIDE as usize >> (CHANNELS.len() - 1);
+/// The head's inputs: the last map flattened.
+const FEATURES: usize = CHANNELS[CHANNELS.len() - 1] * LAST_SIDE * LAST_SIDE;
 const BN_EPS: f64 = 1e-5;
 const BN_MOMENTUM: f64 = 0.1;
 
@@ -236,8 +243,7 @@ impl Net {
                 var: Tensor::ones(cout, DType::F32, &dev)?,
             });
         }
-        let last = CHANNELS[CHANNELS.len() - 1];
-        let head_w = uniform(&[OUTPUTS, last], last)?;
+        let head_w = uniform(&[OUTPUTS, FEATURES], FEATURES)?;
         let head_b = Var::zeros(OUTPUTS, DType::F32, &dev)?;
         Ok(Net {
             convs,
@@ -411,8 +417,7 @@ impl Net {
             };
             x = x.relu()?.max_pool2d(2)?;
         }
-        let pooled = x.flatten_from(2)?.mean(2)?;
-        pooled
+        x.flatten_from(1)?
             .matmul(&self.head_w.t()?)?
             .broadcast_add(&self.head_b.as_tensor().unsqueeze(0)?)
     }
@@ -431,8 +436,7 @@ impl Net {
                 .relu()?
                 .max_pool2d(2)?;
         }
-        let pooled = x.flatten_from(2)?.mean(2)?;
-        pooled
+        x.flatten_from(1)?
             .matmul(&self.head_w.t()?)?
             .broadcast_add(&self.head_b.as_tensor().unsqueeze(0)?)
     }
@@ -498,17 +502,20 @@ pub fn decide(p: &[Outputs]) -> Prediction {
             probability = as_inverted;
         }
     }
-    // Orientation o of the image: view k shows it in compose(k, o); the o whose eight views
-    // agree best (the sum of their log-probabilities).
-    let orientation = (0..8)
+    // Orientation o of the image: view k shows it in compose(k, o); the o whose views agree
+    // best (the sum of their log-probabilities). The inversion's eight views vote as the
+    // image's do: inverting moves no pixel.
+    let orientation = (0..p.len().min(16))
         .map(|k| p[k].orientation)
         .collect::<Option<Vec<[f32; 8]>>>()
         .map(|views| {
             let table = composition();
             let mut best = (0usize, f64::NEG_INFINITY);
             for oi in 0..8 {
-                let score: f64 = (0..8)
-                    .map(|k| f64::from(views[k][table[k][oi]]).max(1e-12).ln())
+                let score: f64 = views
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| f64::from(v[table[k % 8][oi]]).max(1e-12).ln())
                     .sum();
                 if score > best.1 {
                     best = (oi, score);

@@ -7,9 +7,9 @@
 //! augmented (a crop keeping 80 to 100% of each side, a tone curve: gamma within e^±0.4,
 //! black and white points moved by up to 60 and 55 grey levels) and shown in a random one of
 //! the eight orientations; the inverted class takes the corpus's inverted radiographs and
-//! frontal ones inverted here (the image inverted, its margins left black). The loss is the
-//! class cross-entropy plus the orientation cross-entropy (not for the "other" class, whose
-//! upright is undefined); AdamW with a one-cycle learning rate (warm-up over the first tenth,
+//! frontal ones inverted here, each as likely (the image inverted, its margins left black).
+//! The loss is the class cross-entropy plus the orientation cross-entropy (not for the
+//! "other" class, whose upright is undefined); AdamW with a one-cycle learning rate (warm-up over the first tenth,
 //! then cosine annealing).
 
 use candle_nn::Optimizer as _;
@@ -173,12 +173,15 @@ pub fn train(
         for (class, pool) in &pools {
             for _ in 0..config.per_class {
                 let pick = match class {
-                    // Half the corpus's inverted radiographs, half frontal ones inverted.
-                    Class::Inverted if pool.is_empty() || rng.below(2) == 0 => {
-                        if frontal.is_empty() {
-                            continue;
+                    // One of the corpus's inverted radiographs or of the frontal ones
+                    // inverted here, each as likely.
+                    Class::Inverted => {
+                        let k = rng.below((pool.len() + frontal.len()).max(1));
+                        match (pool.get(k), frontal.get(k.wrapping_sub(pool.len()))) {
+                            (Some(&i), _) => (i, false),
+                            (None, Some(&i)) => (i, true),
+                            (None, None) => continue,
                         }
-                        (frontal[rng.below(frontal.len())], true)
                     }
                     _ if pool.is_empty() => continue,
                     _ => (pool[rng.below(pool.len())], false),
@@ -244,6 +247,33 @@ pub struct Evaluation {
     /// Valid (frontal, upright) against everything else.
     pub valid_right: u32,
     pub valid_total: u32,
+    /// Every case whose class was wrong, in example order.
+    pub class_mistakes: Vec<ClassMistake>,
+    /// Every chest image with an orientation wrong, in example order.
+    pub orientation_mistakes: Vec<OrientationMistake>,
+}
+
+/// A held-out case the network put in the wrong class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassMistake {
+    /// Index into the examples evaluated.
+    pub example: usize,
+    /// The case is the example inverted here (a frontal radiograph's inverted copy).
+    pub inverted_here: bool,
+    pub truth: Class,
+    pub said: Class,
+    pub probability: f32,
+}
+
+/// A held-out chest image judged in a wrong orientation in some of its eight.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrientationMistake {
+    /// Index into the examples evaluated.
+    pub example: usize,
+    /// How many of its eight orientations were judged wrong.
+    pub wrong: u32,
+    /// The orientation the network gives the image as stored (upright: `0`).
+    pub upright_seen_as: Option<Orientation>,
 }
 
 impl Evaluation {
@@ -271,41 +301,67 @@ pub fn evaluate(net: &dyn Classifier, examples: &[Prepared]) -> Result<Evaluatio
     let mut ev = Evaluation::default();
     // Classes: stored orientation; frontal ones also inverted.
     let mut images = Vec::new();
-    let mut truth = Vec::new();
-    for e in examples {
+    // (example, inverted here, truth)
+    let mut cases = Vec::new();
+    for (i, e) in examples.iter().enumerate() {
         images.push(e.fit.clone());
-        truth.push(e.class);
+        cases.push((i, false, e.class));
         if e.class == Class::Frontal {
             images.push(e.fit.inverted());
-            truth.push(Class::Inverted);
+            cases.push((i, true, Class::Inverted));
         }
     }
     let predicted: Vec<Prediction> = judge(net, &images)?;
-    for (t, p) in truth.iter().zip(&predicted) {
+    for (&(example, inverted_here, t), p) in cases.iter().zip(&predicted) {
         ev.confusion[t.index()][p.class.index()] += 1;
         ev.valid_total += 1;
-        let valid_truth = *t == Class::Frontal;
+        let valid_truth = t == Class::Frontal;
         let valid_said = p.class == Class::Frontal;
         if valid_truth == valid_said {
             ev.valid_right += 1;
+        }
+        if p.class != t {
+            ev.class_mistakes.push(ClassMistake {
+                example,
+                inverted_here,
+                truth: t,
+                said: p.class,
+                probability: p.probability,
+            });
         }
     }
     // Orientation: every chest image in every orientation.
     let mut images = Vec::new();
     let mut wanted = Vec::new();
-    for e in examples
+    for (i, e) in examples
         .iter()
-        .filter(|e| matches!(e.class, Class::Frontal | Class::Lateral))
+        .enumerate()
+        .filter(|(_, e)| matches!(e.class, Class::Frontal | Class::Lateral))
     {
         for o in Orientation::ALL {
             images.push(e.fit.oriented(o));
-            wanted.push(o);
+            wanted.push((i, o));
         }
     }
-    for (o, p) in wanted.iter().zip(judge(net, &images)?) {
-        ev.orientation_total += 1;
-        if p.orientation.map(|(x, _)| x) == Some(*o) {
-            ev.orientation_right += 1;
+    let said: Vec<Option<Orientation>> = judge(net, &images)?
+        .iter()
+        .map(|p| p.orientation.map(|(x, _)| x))
+        .collect();
+    // Eight cases per image, the upright one first.
+    for (w, s) in wanted.chunks(8).zip(said.chunks(8)) {
+        let wrong = w
+            .iter()
+            .zip(s)
+            .filter(|((_, o), s)| **s != Some(*o))
+            .count() as u32;
+        ev.orientation_total += w.len() as u32;
+        ev.orientation_right += w.len() as u32 - wrong;
+        if wrong > 0 {
+            ev.orientation_mistakes.push(OrientationMistake {
+                example: w[0].0,
+                wrong,
+                upright_seen_as: s[0],
+            });
         }
     }
     Ok(ev)
@@ -360,6 +416,9 @@ pub struct CorpusEvaluation {
     pub train_examples: usize,
     pub test_examples: usize,
     pub held_out: Evaluation,
+    /// The held-out examples' paths (relative to the corpus root), in the order
+    /// [`CorpusEvaluation::held_out`]'s mistakes count them.
+    pub held_out_paths: Vec<String>,
     /// Every DICOM file under `dicom/` of the corpus, judged by the rules and the network.
     pub dicom: Vec<FileVerdict>,
 }
@@ -419,6 +478,11 @@ pub fn evaluate_on_corpus(
         train_examples: corpus.train.len(),
         test_examples: corpus.test.len(),
         held_out,
+        held_out_paths: corpus
+            .test
+            .iter()
+            .map(|&i| corpus.examples[i].path.clone())
+            .collect(),
         dicom,
     })
 }
@@ -484,6 +548,7 @@ pub fn report(ev: &CorpusEvaluation, how: &str) -> String {
         ));
     }
     s.push_str(&confusion_table(&held.confusion));
+    s.push_str(&mistakes(held, &ev.held_out_paths));
     // Every DICOM file.
     let mut conf = [[0u32; 4]; 4];
     for f in &ev.dicom {
@@ -554,6 +619,49 @@ pub fn report(ev: &CorpusEvaluation, how: &str) -> String {
                 format!("rejected: {}", codes.join(", "))
             }
         ));
+    }
+    s
+}
+
+/// The held-out mistakes, each named: the class ones, then the orientation ones.
+fn mistakes(held: &Evaluation, paths: &[String]) -> String {
+    let path = |i: usize| paths.get(i).map_or("?", String::as_str);
+    let mut s = String::from("\nEach held-out case in the wrong class");
+    if held.class_mistakes.is_empty() {
+        s.push_str(": none.\n");
+    } else {
+        s.push_str(":\n\n| file | truth | the network | p |\n|---|---|---|---|\n");
+        for m in &held.class_mistakes {
+            s.push_str(&format!(
+                "| `{}`{} | {} | {} | {:.3} |\n",
+                path(m.example),
+                if m.inverted_here {
+                    ", inverted here"
+                } else {
+                    ""
+                },
+                m.truth.name(),
+                m.said.name(),
+                m.probability
+            ));
+        }
+    }
+    s.push_str("\nEach held-out chest radiograph judged in a wrong orientation");
+    if held.orientation_mistakes.is_empty() {
+        s.push_str(": none.\n");
+    } else {
+        s.push_str(
+            " (of its eight; as stored, the image is upright, `0`):\n\n\
+             | file | wrong of 8 | as stored, seen as |\n|---|---|---|\n",
+        );
+        for m in &held.orientation_mistakes {
+            s.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                path(m.example),
+                m.wrong,
+                m.upright_seen_as.map_or("-".to_string(), |o| o.name())
+            ));
+        }
     }
     s
 }
@@ -629,5 +737,23 @@ mod tests {
         assert_eq!(ev.valid_total, 10);
         assert_eq!(ev.confusion.iter().flatten().sum::<u32>(), 10);
         assert_eq!(ev.orientation_total, 32);
+        // Every mistake is named: the confusion's off-diagonal cases, the wrong orientations.
+        let off: u32 = (0..4)
+            .flat_map(|r| (0..4).filter(move |c| *c != r).map(move |c| (r, c)))
+            .map(|(r, c)| ev.confusion[r][c])
+            .sum();
+        assert_eq!(ev.class_mistakes.len() as u32, off);
+        for m in &ev.class_mistakes {
+            assert_ne!(m.truth, m.said);
+            assert!(m.example < examples.len());
+            assert_eq!(m.inverted_here, m.truth == Class::Inverted);
+        }
+        let wrong: u32 = ev.orientation_mistakes.iter().map(|m| m.wrong).sum();
+        assert_eq!(wrong, ev.orientation_total - ev.orientation_right);
+        assert!(
+            ev.orientation_mistakes
+                .iter()
+                .all(|m| (1..=8).contains(&m.wrong))
+        );
     }
 }

@@ -23,7 +23,8 @@ verdicts, and times `model::judge` from the decoded pixels, decode + judge file 
 (end to end) and decode alone.
 PyTorch's side (this script, in .venv-bench-torch): the same layers (nn.Conv2d 3x3 padding 1
 with bias, ReLU, 2x2 max pooling, 1 -> 16 -> 32 -> 64 -> 64 channels, the last 64 x 4 x 4 map
-flattened, nn.Linear 1024 -> 12, softmax over the 4 class then over the 8 orientation logits), eager mode, float32,
+flattened, nn.Linear 1024 -> 12, softmax over the 4 class then over the 8 orientation
+logits), eager mode, float32,
 the weights read from the same safetensors file, on the very bytes of views.f32, under
 torch.inference_mode() with torch.set_num_threads(cores) (radlab too uses every core). Its
 outputs must match rust_probs.f32 within 1e-4 (max abs difference) or the script fails; its
@@ -467,7 +468,8 @@ def main():
         "## Triage network: radlab against PyTorch",
         "",
         f"`bench/triage.py`: the triage network (4 blocks of 3x3 convolution + ReLU + 2x2 max "
-        f"pooling, 16-32-64-64 channels, the last 4 x 4 map flattened, linear to 4 class + 8 orientation "
+        f"pooling, 16-32-64-64 channels, the last 4 x 4 map flattened, linear to 4 class + 8 "
+        f"orientation "
         f"outputs, softmax) on {n} images: every DICOM of the corpus's dicom/cxr and "
         f"dicom/cxr_derived ({dicoms}) and every PNG ({pngs}) and JPEG ({n - dicoms - pngs}) "
         f"under png/cxr"

@@ -124,8 +124,8 @@ fn manifest_rows(root: &Path, columns: &[&str]) -> Result<Vec<Vec<String>>, Data
     Ok(out)
 }
 
-/// Files whose pixels contradict the manifest's `expected`: a path prefix, the class the
-/// pixels show, and why. `from_manifest` gives them that class.
+/// Files whose pixels contradict the manifest's `expected`: a path prefix and the class the
+/// pixels show (why, below). `from_manifest` gives them that class.
 ///
 /// - `png/other/openi_iu_inverted/`: the manifest calls these 19 pictures `inverted_cxr`
 ///   ("grey-level inverted copy of an IU chest X-ray", from a tutorial's data set), but they
@@ -134,11 +134,7 @@ fn manifest_rows(root: &Path, columns: &[&str]) -> Result<Vec<Vec<String>>, Data
 ///   inversions. They are upright frontal radiographs.
 ///   `the_relabelled_pictures_look_like_their_new_class` (tests/preprocess_corpus.rs)
 ///   measures it on every one, and fails the day the corpus holds inverted pictures there.
-pub const RELABELLED: &[(&str, Class, &str)] = &[(
-    "png/other/openi_iu_inverted/",
-    Class::Frontal,
-    "shown as standard radiographs (air black, bone white), not inverted",
-)];
+pub const RELABELLED: &[(&str, Class)] = &[("png/other/openi_iu_inverted/", Class::Frontal)];
 
 /// Every image and DICOM file of the manifest under `root` with a class, in manifest order
 /// (the class of [`RELABELLED`] where it names the file).
@@ -156,8 +152,8 @@ pub fn from_manifest(root: &Path) -> Result<Vec<Example>, DatasetError> {
         };
         let class = RELABELLED
             .iter()
-            .find(|(prefix, _, _)| path.starts_with(prefix))
-            .map_or(class, |(_, c, _)| *c);
+            .find(|(prefix, _)| path.starts_with(prefix))
+            .map_or(class, |(_, c)| *c);
         let family = family.trim();
         out.push(Example {
             group: if family.is_empty() {

@@ -9,8 +9,8 @@
 //! the eight orientations; the inverted class takes the corpus's inverted radiographs and
 //! frontal ones inverted here, each as likely (the image inverted, its margins left black).
 //! The loss is the class cross-entropy plus the orientation cross-entropy (not for the
-//! "other" class, whose upright is undefined); AdamW with a one-cycle learning rate (warm-up over the first tenth,
-//! then cosine annealing).
+//! "other" class, whose upright is undefined); AdamW with a one-cycle learning rate (warm-up
+//! over the first tenth, then cosine annealing).
 
 use candle_nn::Optimizer as _;
 

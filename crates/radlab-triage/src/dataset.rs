@@ -1,7 +1,8 @@
 //! The examples the network learns from and is judged on, from the shared corpus's
 //! manifest (`manifest.csv`: each file's `expected` class and its `family`, the patient or
 //! the source image it shows), and a split held out by family: no patient, and no image in
-//! another encoding, is on both sides.
+//! another encoding, is on both sides; stratified by source, so that every kind of image the
+//! corpus holds more than once is both learned and judged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -83,6 +84,9 @@ pub struct Example {
     pub class: Class,
     /// The family (patient or source image); the path when the manifest gives none.
     pub group: String,
+    /// The source: the file's folder and the manifest's `expected` value
+    /// (`png/other/ieee8023_ct ct`), what the split stratifies by.
+    pub stratum: String,
 }
 
 /// Why the manifest could not be read.
@@ -155,7 +159,9 @@ pub fn from_manifest(root: &Path) -> Result<Vec<Example>, DatasetError> {
             .find(|(prefix, _)| path.starts_with(prefix))
             .map_or(class, |(_, c)| *c);
         let family = family.trim();
+        let folder = path.rsplit_once('/').map_or("", |(folder, _)| folder);
         out.push(Example {
+            stratum: format!("{folder} {expected}"),
             group: if family.is_empty() {
                 path.clone()
             } else {
@@ -179,35 +185,52 @@ pub fn expected_by_path(root: &Path) -> Result<BTreeMap<String, String>, Dataset
         .collect())
 }
 
-/// A split held out by group: the groups of each class (by their first example's class)
-/// ordered by a seeded hash, the first `test_fraction` of them (at least one when a class
-/// has two groups or more) held out. Deterministic: the same examples and seed give the
-/// same split on every machine. Returns (train, test) indices into `examples`.
+/// A split held out by group, stratified by source: the groups of each stratum (the
+/// [`Example::stratum`] of a group's first example) ordered by a seeded hash, and the first
+/// `test_fraction` of them held out (at least one of a stratum of two groups or more, and never
+/// all). A class with groups in several strata of one group each, none held out, has its first
+/// group by the hash held out. So no kind of image is held out whole, unseen in training, as a
+/// plain draw of a fifth of the groups can do to a kind with few patients.
+///
+/// Deterministic: the same examples and seed give the same split on every machine. Returns
+/// (train, test) indices into `examples`.
 pub fn split_by_group(
     examples: &[Example],
     test_fraction: f64,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>) {
-    let mut class_of_group: BTreeMap<&str, Class> = BTreeMap::new();
+    // Each group's class and stratum, from its first example.
+    let mut first: BTreeMap<&str, (Class, &str)> = BTreeMap::new();
     for e in examples {
-        class_of_group.entry(e.group.as_str()).or_insert(e.class);
+        first
+            .entry(e.group.as_str())
+            .or_insert((e.class, e.stratum.as_str()));
+    }
+    let mut strata: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (group, (_, stratum)) in &first {
+        strata.entry(stratum).or_default().push(group);
     }
     let mut held_out: BTreeSet<&str> = BTreeSet::new();
-    for class in Class::ALL {
-        let mut groups: Vec<&str> = class_of_group
-            .iter()
-            .filter(|(_, c)| **c == class)
-            .map(|(g, _)| *g)
-            .collect();
+    for groups in strata.values_mut() {
         groups.sort_by_key(|g| (fnv1a(seed, g), *g));
         let n = groups.len();
-        let mut k = (n as f64 * test_fraction).round() as usize;
-        if n >= 2 {
-            k = k.clamp(1, n - 1);
+        let k = if n >= 2 {
+            ((n as f64 * test_fraction).round() as usize).clamp(1, n - 1)
         } else {
-            k = 0;
+            0
+        };
+        held_out.extend(groups.iter().take(k));
+    }
+    for class in Class::ALL {
+        let mut groups: Vec<&str> = first
+            .iter()
+            .filter(|(_, (c, _))| *c == class)
+            .map(|(g, _)| *g)
+            .collect();
+        if groups.len() >= 2 && !groups.iter().any(|g| held_out.contains(g)) {
+            groups.sort_by_key(|g| (fnv1a(seed, g), *g));
+            held_out.insert(groups[0]);
         }
-        held_out.extend(groups.into_iter().take(k));
     }
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for (i, e) in examples.iter().enumerate() {
@@ -234,16 +257,17 @@ fn fnv1a(seed: u64, text: &str) -> u64 {
 mod tests {
     use super::*;
 
-    fn ex(path: &str, class: Class, group: &str) -> Example {
+    fn ex(path: &str, class: Class, group: &str, stratum: &str) -> Example {
         Example {
             path: path.into(),
             class,
             group: group.into(),
+            stratum: stratum.into(),
         }
     }
 
     #[test]
-    fn groups_never_straddle_and_every_class_is_held_out() {
+    fn groups_never_straddle_and_every_source_is_held_out() {
         let mut examples = Vec::new();
         for p in 0..20 {
             for k in 0..3 {
@@ -251,35 +275,40 @@ mod tests {
                     &format!("f{p}-{k}"),
                     Class::Frontal,
                     &format!("patient{p}"),
+                    "png/cxr frontal_cxr",
                 ));
             }
         }
-        examples.push(ex("l1", Class::Lateral, "l1"));
-        examples.push(ex("l2", Class::Lateral, "l2"));
-        examples.push(ex("o1", Class::Other, "o1"));
+        // Two laterals from two sources: neither stratum can spare one, the class does.
+        examples.push(ex("l1", Class::Lateral, "l1", "a lateral_cxr"));
+        examples.push(ex("l2", Class::Lateral, "l2", "b lateral_cxr"));
+        // Three CT figures of three patients (a fifth of three rounds to one held out), and
+        // one MR image, learned only.
+        for p in 0..3 {
+            examples.push(ex(
+                &format!("ct{p}"),
+                Class::Other,
+                &format!("ct{p}"),
+                "ct ct",
+            ));
+        }
+        examples.push(ex("mr", Class::Other, "mr", "mr mr"));
         let (train, test) = split_by_group(&examples, 0.2, 7);
         assert_eq!(train.len() + test.len(), examples.len());
         let groups = |ix: &[usize]| -> BTreeSet<String> {
             ix.iter().map(|&i| examples[i].group.clone()).collect()
         };
         assert!(groups(&train).is_disjoint(&groups(&test)));
-        // 4 of the 20 patients, one of the two laterals, none of the single other.
-        let test_classes: Vec<Class> = test.iter().map(|&i| examples[i].class).collect();
-        assert_eq!(
-            test_classes
-                .iter()
-                .filter(|c| **c == Class::Frontal)
-                .count(),
-            12
-        );
-        assert_eq!(
-            test_classes
-                .iter()
-                .filter(|c| **c == Class::Lateral)
-                .count(),
-            1
-        );
-        assert!(!test_classes.contains(&Class::Other));
+        let held = |stratum: &str| {
+            test.iter()
+                .filter(|&&i| examples[i].stratum == stratum)
+                .count()
+        };
+        // 4 of the 20 patients, one of the two laterals, one CT patient, not the MR.
+        assert_eq!(held("png/cxr frontal_cxr"), 12);
+        assert_eq!(held("a lateral_cxr") + held("b lateral_cxr"), 1);
+        assert_eq!(held("ct ct"), 1);
+        assert_eq!(held("mr mr"), 0);
         // The same seed, the same split; another seed, another one.
         assert_eq!(
             split_by_group(&examples, 0.2, 7),

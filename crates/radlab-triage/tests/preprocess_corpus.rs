@@ -132,6 +132,34 @@ fn the_manifest_gives_every_class_and_a_split_held_out_by_patient() {
             c.name()
         );
     }
+    // Stratified by source: every source of two patients or more is both learned and judged
+    // (the CT figures of ieee8023_ct, the abdomen films, the laterals...).
+    let mut families: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for (side, ix) in [(0, &train), (1, &test)] {
+        for g in groups(ix) {
+            let e = examples.iter().find(|e| e.group == g).unwrap();
+            let counts = families.entry(e.stratum.as_str()).or_default();
+            if side == 0 {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
+        }
+    }
+    for source in [
+        "png/other/ieee8023_ct ct",
+        "png/other/openi_abdomen non_chest_radiograph",
+    ] {
+        assert!(families.contains_key(source), "no {source} in the manifest");
+    }
+    for (source, (learned, judged)) in families {
+        if learned + judged >= 2 {
+            assert!(
+                learned > 0 && judged > 0,
+                "{source}: {learned} learned, {judged} judged"
+            );
+        }
+    }
 }
 
 /// How much brighter the spine is than the lungs beside it, in grey levels: the middle tenth

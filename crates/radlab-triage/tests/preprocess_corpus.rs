@@ -134,16 +134,19 @@ fn the_manifest_gives_every_class_and_a_split_held_out_by_patient() {
     }
     // Stratified by source: every source of two patients or more is both learned and judged
     // (the CT figures of ieee8023_ct, the abdomen films, the laterals...).
-    let mut families: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
-    for (side, ix) in [(0, &train), (1, &test)] {
+    // A group's source is its first example's, as the split takes it.
+    let source_of = |g: &str| {
+        examples
+            .iter()
+            .find(|e| e.group == g)
+            .map(|e| e.stratum.as_str())
+            .unwrap()
+    };
+    // Per source: patients learned, patients judged.
+    let mut families: std::collections::BTreeMap<&str, [usize; 2]> = Default::default();
+    for (side, ix) in [&train, &test].into_iter().enumerate() {
         for g in groups(ix) {
-            let e = examples.iter().find(|e| e.group == g).unwrap();
-            let counts = families.entry(e.stratum.as_str()).or_default();
-            if side == 0 {
-                counts.0 += 1;
-            } else {
-                counts.1 += 1;
-            }
+            families.entry(source_of(g)).or_default()[side] += 1;
         }
     }
     for source in [
@@ -152,7 +155,7 @@ fn the_manifest_gives_every_class_and_a_split_held_out_by_patient() {
     ] {
         assert!(families.contains_key(source), "no {source} in the manifest");
     }
-    for (source, (learned, judged)) in families {
+    for (source, [learned, judged]) in families {
         if learned + judged >= 2 {
             assert!(
                 learned > 0 && judged > 0,

@@ -20,7 +20,8 @@
 //!
 //! Then it times, warm (one untimed pass first), R passes each:
 //! - `judge`: `model::judge` over the decoded images (scale to fit, views, network, decide);
-//! - `judge_latency`: `model::judge` of one image at a time (16 views a call), over the
+//!   the JSON line also counts the images whose first eight views do not settle them;
+//! - `judge_latency`: `model::judge` of one image at a time (8 or 16 views), over the
 //!   first K images;
 //! - `end_to_end`: `load_grey` (decode) then `model::judge`, one file after another;
 //! - `decode`: `load_grey` alone, one file after another;
@@ -218,7 +219,8 @@ fn bench(net: &Forward, args: &Args, out: &Path) -> Res<()> {
     }
     let n = greys.len();
 
-    // (a) The sixteen views of each image, as judge computes them.
+    // (a) The sixteen views of each image (judge computes the first eight of each, and the
+    // last eight of those the first do not settle).
     let views: Vec<Vec<f32>> = greys
         .iter()
         .flat_map(|g| model::views(&g.scaled_to_fit(net.side()), net.side()))
@@ -249,6 +251,10 @@ fn bench(net: &Forward, args: &Args, out: &Path) -> Res<()> {
     write(&out.join("rust_probs.f32"), &probs)?;
     let verdicts = model::judge(net, &greys)?;
     let mut text = String::new();
+    let unsettled = outputs
+        .chunks(VIEWS)
+        .filter(|o| !model::settled(&o[..8]))
+        .count();
     for (p, o) in verdicts.iter().zip(outputs.chunks(VIEWS)) {
         // judge and decide over the outputs written must agree.
         if *p != model::decide(o) {
@@ -304,7 +310,8 @@ fn bench(net: &Forward, args: &Args, out: &Path) -> Res<()> {
 
     // (e) One JSON line.
     println!(
-        "{{\"images\": {n}, \"skipped\": {skipped}, \"views\": {}, \"runs\": {runs}, \
+        "{{\"images\": {n}, \"skipped\": {skipped}, \"unsettled\": {unsettled}, \
+         \"views\": {}, \"runs\": {runs}, \
          \"threads\": {}, \"judge_s\": {}, \"end_to_end_s\": {}, \"decode_s\": {}, \
          \"latency_images\": {k}, \"judge_latency_s\": {}}}",
         views.len(),

@@ -14,11 +14,14 @@
 //! convolution (`conv{i}.weight`, `conv{i}.bias`, `head.weight`, `head.bias`: the same
 //! layout a PyTorch or ONNX copy of the network reads).
 //!
-//! Inference looks at each image sixteen times, in a fixed order: in its eight orientations
-//! and, in each, with its grey levels inverted ([`Net::judge`]). The class probabilities are
-//! averaged over the orientations; frontal against inverted is decided by comparing the image
-//! with its inversion; the orientation is the one all sixteen views agree on best (the sum
-//! of their log-probabilities). No random transform is ever applied at inference.
+//! Inference looks at each image in its eight orientations, and, unless those eight settle
+//! it, also with its grey levels inverted in each: sixteen views at most, in a fixed order
+//! ([`judge`]). The class probabilities are averaged over the orientations; frontal against
+//! inverted is decided by comparing the image with its inversion; the orientation is the one
+//! the views agree on best (the sum of their log-probabilities). The first eight settle an
+//! image when one class has a mean probability of 0.9 or more and the best orientation leads
+//! the next by 8 nats or more ([`settled`]); then its inversion would not change the verdict
+//! in practice, and is not looked at. No random transform is ever applied at inference.
 //!
 //! Initialisation is seeded (He-uniform from our own xorshift generator, not candle's
 //! unseeded one), so that `radlab triage train --seed S` gives the same weights on the same
@@ -173,18 +176,15 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
     exps.iter().map(|e| (e / sum) as f32).collect()
 }
 
-/// What `classifier` says of each image (any size: scaled to fit its side here), each
-/// looked at in its sixteen views ([`views`]), decided by [`decide`].
+/// What `classifier` says of each image (any size: scaled to fit its side here), decided by
+/// [`decide`]: each image looked at first in its eight orientations ([`oriented_views`]),
+/// and in their eight inversions too ([`views`]) only when the first eight do not settle
+/// it ([`settled`]).
 pub fn judge(classifier: &dyn Classifier, images: &[Grey]) -> Result<Vec<Prediction>, String> {
     let side = classifier.side();
     let mut out = Vec::with_capacity(images.len());
-    // Four images (64 views) a call.
-    for chunk in images.chunks(4) {
-        let inputs: Vec<Vec<f32>> = chunk
-            .iter()
-            .flat_map(|g| views(&g.scaled_to_fit(side), side))
-            .collect();
-        let outputs = classifier.outputs(&inputs)?;
+    let asked = |inputs: &[Vec<f32>]| -> Result<Vec<Outputs>, String> {
+        let outputs = classifier.outputs(inputs)?;
         if outputs.len() != inputs.len() {
             return Err(format!(
                 "the model gave {} outputs for {} inputs",
@@ -192,8 +192,33 @@ pub fn judge(classifier: &dyn Classifier, images: &[Grey]) -> Result<Vec<Predict
                 inputs.len()
             ));
         }
-        for p in outputs.chunks(16) {
-            out.push(decide(p));
+        Ok(outputs)
+    };
+    // Four images (32 views, then at most 32 more) a call.
+    for chunk in images.chunks(4) {
+        let fits: Vec<Grey> = chunk.iter().map(|g| g.scaled_to_fit(side)).collect();
+        let upright: Vec<Vec<f32>> = fits.iter().flat_map(|f| oriented_views(f, side)).collect();
+        let first = asked(&upright)?;
+        let unsettled: Vec<usize> = (0..fits.len())
+            .filter(|&i| !settled(&first[i * 8..(i + 1) * 8]))
+            .collect();
+        let inverted: Vec<Vec<f32>> = unsettled
+            .iter()
+            .flat_map(|&i| oriented_views(&fits[i].inverted(), side))
+            .collect();
+        let second = asked(&inverted)?;
+        for (i, rows) in first.chunks(8).enumerate() {
+            match unsettled.iter().position(|&u| u == i) {
+                None => out.push(decide(rows)),
+                Some(j) => {
+                    let all: Vec<Outputs> = rows
+                        .iter()
+                        .chain(&second[j * 8..(j + 1) * 8])
+                        .cloned()
+                        .collect();
+                    out.push(decide(&all));
+                }
+            }
         }
     }
     Ok(out)
@@ -460,37 +485,94 @@ impl Net {
     }
 }
 
-/// The sixteen inputs an image is judged on: the image (scaled to fit) in each of the
-/// eight orientations of [`Orientation::ALL`], then its inversion in each; each centred on
-/// black and standardized.
-pub fn views(fit: &Grey, side: u32) -> Vec<Vec<f32>> {
-    let inverted = fit.inverted();
-    [fit, &inverted]
+/// The image (scaled to fit) in each of the eight orientations of [`Orientation::ALL`], each
+/// centred on black and standardized: the first eight views [`judge`] looks at.
+pub fn oriented_views(fit: &Grey, side: u32) -> Vec<Vec<f32>> {
+    Orientation::ALL
         .into_iter()
-        .flat_map(|img| {
-            Orientation::ALL
-                .into_iter()
-                .map(move |o| img.oriented(o).padded(side).standardized())
-        })
+        .map(|o| fit.oriented(o).padded(side).standardized())
         .collect()
 }
 
-/// The prediction from the sixteen views' outputs (see the module's text).
-pub fn decide(p: &[Outputs]) -> Prediction {
-    let mean = |rows: &[Outputs]| -> [f32; 4] {
-        let mut m = [0f64; 4];
-        for r in rows {
-            for (c, v) in m.iter_mut().enumerate() {
-                *v += f64::from(r.class[c]);
-            }
+/// All sixteen views an image can be judged on: [`oriented_views`] of the image, then of its
+/// inversion.
+pub fn views(fit: &Grey, side: u32) -> Vec<Vec<f32>> {
+    let mut all = oriented_views(fit, side);
+    all.extend(oriented_views(&fit.inverted(), side));
+    all
+}
+
+/// The mean class probability over the eight orientations at which an image's first eight
+/// views settle its class.
+pub const SETTLED_CLASS: f32 = 0.9;
+/// The lead, in summed log-probability (nats), the best orientation must have over the next
+/// for the first eight views to settle it: e^8, about 3,000 to 1.
+pub const SETTLED_ORIENTATION: f64 = 8.0;
+
+/// Whether an image's eight oriented views (its [`oriented_views`]' outputs) settle its
+/// verdict without its inversion's: one class has a mean probability of [`SETTLED_CLASS`] or
+/// more, and the best orientation leads the next by [`SETTLED_ORIENTATION`] or more (or the
+/// model predicts none).
+pub fn settled(upright: &[Outputs]) -> bool {
+    if upright.len() < 8 {
+        return false;
+    }
+    let upright = &upright[..8];
+    let confident = mean_class(upright).iter().any(|&p| p >= SETTLED_CLASS);
+    confident
+        && orientation_scores(upright).is_none_or(|scores| {
+            let mut sorted = scores;
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            sorted[0] - sorted[1] >= SETTLED_ORIENTATION
+        })
+}
+
+/// The mean class probabilities over `rows`.
+fn mean_class(rows: &[Outputs]) -> [f32; 4] {
+    let mut m = [0f64; 4];
+    for r in rows {
+        for (c, v) in m.iter_mut().enumerate() {
+            *v += f64::from(r.class[c]);
         }
-        m.map(|v| (v / rows.len().max(1) as f64) as f32)
+    }
+    m.map(|v| (v / rows.len().max(1) as f64) as f32)
+}
+
+/// For each orientation o an image may have, the sum over `views` (view k shows the image
+/// in orientation `ALL[k % 8]`) of the log-probability the view gives to what o becomes
+/// there (`compose(k, o)`); `None` from a model that does not predict orientation.
+fn orientation_scores(views: &[Outputs]) -> Option<[f64; 8]> {
+    let table = composition();
+    let rows = views
+        .iter()
+        .map(|v| v.orientation)
+        .collect::<Option<Vec<[f32; 8]>>>()?;
+    let mut scores = [0f64; 8];
+    for (oi, score) in scores.iter_mut().enumerate() {
+        *score = rows
+            .iter()
+            .enumerate()
+            .map(|(k, v)| f64::from(v[table[k % 8][oi]]).max(1e-12).ln())
+            .sum();
+    }
+    Some(scores)
+}
+
+/// The prediction from an image's views' outputs: its eight oriented views', then, where
+/// given, its inversion's eight (see the module's text). When the first eight are
+/// [`settled`], the inversion's are not used, given or not, so that deciding over all
+/// sixteen gives what [`judge`] gives.
+pub fn decide(p: &[Outputs]) -> Prediction {
+    let p = if p.len() >= 16 && !settled(&p[..8]) {
+        &p[..16]
+    } else {
+        &p[..p.len().min(8)]
     };
-    let shown = mean(&p[..8]);
-    let inverted = mean(&p[8..16]);
+    let shown = mean_class(&p[..p.len().min(8)]);
     let mut ci = argmax(&shown);
     let mut probability = shown[ci];
-    if ci == Class::Frontal.index() || ci == Class::Inverted.index() {
+    if p.len() == 16 && (ci == Class::Frontal.index() || ci == Class::Inverted.index()) {
+        let inverted = mean_class(&p[8..16]);
         let (f, i) = (Class::Frontal.index(), Class::Inverted.index());
         let as_frontal = (shown[f] + inverted[i]) / 2.0;
         let as_inverted = (shown[i] + inverted[f]) / 2.0;
@@ -505,24 +587,20 @@ pub fn decide(p: &[Outputs]) -> Prediction {
     // Orientation o of the image: view k shows it in compose(k, o); the o whose views agree
     // best (the sum of their log-probabilities). The inversion's eight views vote as the
     // image's do: inverting moves no pixel.
-    let orientation = (0..p.len().min(16))
-        .map(|k| p[k].orientation)
-        .collect::<Option<Vec<[f32; 8]>>>()
-        .map(|views| {
-            let table = composition();
-            let mut best = (0usize, f64::NEG_INFINITY);
-            for oi in 0..8 {
-                let score: f64 = views
-                    .iter()
-                    .enumerate()
-                    .map(|(k, v)| f64::from(v[table[k % 8][oi]]).max(1e-12).ln())
-                    .sum();
-                if score > best.1 {
-                    best = (oi, score);
-                }
+    let orientation = orientation_scores(p).map(|scores| {
+        let mut best = 0usize;
+        for oi in 1..8 {
+            if scores[oi] > scores[best] {
+                best = oi;
             }
-            (Orientation::ALL[best.0], views[0][best.0])
-        });
+        }
+        (
+            Orientation::ALL[best],
+            p.first()
+                .and_then(|r| r.orientation)
+                .map_or(0.0, |v| v[best]),
+        )
+    });
     Prediction {
         class: Class::ALL[ci],
         class_probabilities: shown,
@@ -648,5 +726,68 @@ mod tests {
             }
             assert_eq!(compose(k.inverse(), k), Orientation::ALL[0]);
         }
+    }
+
+    /// A stand-in model: the same outputs for every view, the number of views asked counted.
+    struct Fixed {
+        class: [f32; 4],
+        orientation: Option<[f32; 8]>,
+        asked: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Classifier for Fixed {
+        fn side(&self) -> u32 {
+            INPUT_SIDE
+        }
+        fn outputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<Outputs>, String> {
+            self.asked
+                .fetch_add(inputs.len(), std::sync::atomic::Ordering::SeqCst);
+            Ok(inputs
+                .iter()
+                .map(|_| Outputs {
+                    class: self.class,
+                    orientation: self.orientation,
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn the_inversion_is_looked_at_only_when_the_eight_orientations_do_not_settle_the_image() {
+        let image = Grey {
+            width: 90,
+            height: 70,
+            pixels: (0..90 * 70).map(|i| (i * 7 % 251) as u8).collect(),
+        };
+        let images = vec![image; 5];
+        let ask = |class: [f32; 4], orientation: Option<[f32; 8]>| {
+            let model = Fixed {
+                class,
+                orientation,
+                asked: Default::default(),
+            };
+            let said = judge(&model, &images).unwrap();
+            // Deciding over all sixteen views gives what judge gives.
+            let all = model.outputs(&views(&images[0], INPUT_SIDE)).unwrap();
+            assert_eq!(said[0], decide(&all));
+            let asked = model.asked.load(std::sync::atomic::Ordering::SeqCst) - 16;
+            (said, asked)
+        };
+        // A sure class and no orientation: eight views an image.
+        let (said, asked) = ask([0.95, 0.02, 0.02, 0.01], None);
+        assert_eq!(asked, 5 * 8);
+        assert_eq!(said[0].class, Class::Frontal);
+        assert_eq!(said[0].probability, 0.95);
+        // An unsure class: sixteen, and the image is weighed against its inversion.
+        let (said, asked) = ask([0.5, 0.1, 0.1, 0.3], None);
+        assert_eq!(asked, 5 * 16);
+        assert_eq!(said[0].class, Class::Frontal);
+        assert_eq!(said[0].probability, 0.4);
+        // A sure class but every view calling itself upright: each orientation of the image
+        // gets one view's vote, so none leads; sixteen.
+        let mut upright = [0.01f32; 8];
+        upright[0] = 0.93;
+        let (_, asked) = ask([0.95, 0.02, 0.02, 0.01], Some(upright));
+        assert_eq!(asked, 5 * 16);
     }
 }

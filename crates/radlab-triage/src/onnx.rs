@@ -29,7 +29,7 @@ use tract_onnx::tract_hir::infer::Factoid;
 use crate::model::{Classifier, Outputs};
 
 /// The most views one call runs, for a model with a dynamic batch (a [`crate::model::judge`]
-/// call asks for 64: four images of sixteen views).
+/// call asks for at most 32: four images of eight views).
 const MAX_BATCH: usize = 64;
 
 /// An ONNX model that follows the contract of the module, ready to run.

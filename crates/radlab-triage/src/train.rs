@@ -10,7 +10,8 @@
 //! frontal ones inverted here, each as likely (the image inverted, its margins left black).
 //! The loss is the class cross-entropy plus the orientation cross-entropy (not for the
 //! "other" class, whose upright is undefined); AdamW with a one-cycle learning rate (warm-up
-//! over the first tenth, then cosine annealing).
+//! over the first tenth, then cosine annealing) spanning the first three quarters of the
+//! steps, the rest at its floor.
 
 use candle_nn::Optimizer as _;
 
@@ -41,6 +42,12 @@ impl Default for TrainConfig {
         }
     }
 }
+
+/// The share of a run's steps over which the learning rate goes through its one cycle; the
+/// steps after it hold the cycle's floor (peak / 250,000), where the weights barely move.
+/// (The shipped weights were trained so; a cycle over every step was tried and did no
+/// better: docs/triage.md.)
+const ANNEAL_SHARE: (usize, usize) = (3, 4);
 
 /// The side augmentation crops from before scaling to the input side.
 const CROP_SOURCE_SIDE: u32 = 128;
@@ -162,9 +169,15 @@ pub fn train(
     let frontal = of(Class::Frontal);
     let pools: Vec<(Class, Vec<usize>)> = Class::ALL.iter().map(|&c| (c, of(c))).collect();
     let batch_size = config.batch.max(1);
-    let per_epoch = (pools.iter().filter(|(_, p)| !p.is_empty()).count().max(1) * config.per_class)
-        .div_ceil(batch_size);
-    let total_steps = per_epoch * config.epochs;
+    // The classes that draw samples: those with examples, and the inverted class also from
+    // the frontal radiographs it inverts (so with no inverted example of its own).
+    let drawing = pools
+        .iter()
+        .filter(|(c, p)| !p.is_empty() || (*c == Class::Inverted && !frontal.is_empty()))
+        .count();
+    let per_epoch = (drawing.max(1) * config.per_class).div_ceil(batch_size);
+    // The learning rate goes through its cycle over the first ANNEAL_SHARE of the steps.
+    let total_steps = per_epoch * config.epochs * ANNEAL_SHARE.0 / ANNEAL_SHARE.1;
     let mut step = 0usize;
     let dev = candle_core::Device::Cpu;
     for epoch in 0..config.epochs {
@@ -513,8 +526,9 @@ pub fn report(ev: &CorpusEvaluation, how: &str) -> String {
     s.push_str(&format!(
         "\n\n{} examples for training, {} held out by patient (the manifest's family), a fifth \
          of the patients of each source (folder and manifest class; see docs/triage.md). \
-         Every figure below is from inference as `radlab triage` runs it: sixteen views per \
-         image (eight orientations, each also inverted).\n\n",
+         Every figure below is from inference as `radlab triage` runs it: each image looked \
+         at in its eight orientations, and also inverted in each where those eight do not \
+         settle it.\n\n",
         ev.train_examples, ev.test_examples
     ));
     s.push_str("## Held out by patient\n\n");

@@ -22,7 +22,9 @@ with cargo when missing, in $CARGO_TARGET_DIR or target/). It decodes each file
 (`preprocess::load_grey`), writes the views (`model::views`, float32) to bench/out/triage/
 views.f32 with the network's softmax outputs for every view (rust_probs.f32) and its
 verdicts, and times `model::judge` from the decoded pixels, decode + judge file after file
-(end to end) and decode alone.
+(end to end) and decode alone; with the shipped weights, those timings are of the whole
+built-in model (`--laterality-weights`: the left-right network looking again at each image
+called frontal), as `radlab triage` runs it.
 PyTorch's side (this script, in .venv-bench-torch): the same layers (nn.Conv2d 3x3 padding 1
 with bias, ReLU, 2x2 max pooling, 1 -> 16 -> 32 -> 64 -> 64 channels, the last 64 x 4 x 4 map
 flattened, nn.Linear 1024 -> 12, softmax over the 4 class then over the 8 orientation
@@ -400,12 +402,20 @@ def main():
     with open(listing, "w") as f:
         f.write("".join(p + "\n" for p in files))
 
+    # The left-right network: the shipped one, with the shipped triage weights (radlab's
+    # own pipeline rows time the whole built-in model, as `radlab triage` runs it).
+    laterality = os.path.join(ROOT, "crates/radlab-triage/weights/laterality.safetensors")
+    whole = (os.path.abspath(weights) == os.path.abspath(shipped)
+             and os.path.exists(laterality) and os.path.getsize(laterality) > 0)
+    side_args = ["--laterality-weights", laterality] if whole else []
+
     # radlab: views, outputs and verdicts written; judge, end to end and decode timed.
     print(f"triage bench: {len(files)} files; radlab writes the views, judge and end to "
           f"end...", file=sys.stderr)
     r = subprocess.run([example, "--weights", weights, "--out", out_dir, "--runs",
                         str(args.runs), "--latency-images", str(args.latency_images),
-                        "--files-from", listing], check=True, capture_output=True, text=True)
+                        "--files-from", listing] + side_args,
+                       check=True, capture_output=True, text=True)
     rust = json.loads(r.stdout.strip().splitlines()[-1])
     loaded = [line.rstrip("\n") for line in open(os.path.join(out_dir, "files.txt"))]
     n = len(loaded)
@@ -451,7 +461,8 @@ def main():
                                    weights, views_f32, composition])
         cold["torch"].append(s)
         answers.add((v["class"], v["orientation"]))
-        s, _ = first_line_seconds([example, "--weights", weights, "--cold", loaded[0]])
+        s, _ = first_line_seconds([example, "--weights", weights, "--cold", loaded[0]]
+                                  + side_args)
         cold["radlab_file"].append(s)
     if len(answers) != 1:
         print(f"triage bench: the cold starts' first verdicts differ: {sorted(answers)}",
@@ -517,7 +528,13 @@ def main():
         f"first {k} images). Same numbers: the softmax outputs of all "
         f"{n * VIEWS} views agree within {diff:.1e} (max abs difference; the script fails "
         f"above {TOLERANCE:g}); through model.rs's decision rule PyTorch's outputs give "
-        f"radlab's verdict for {same} of {n} images. The machine was shared with other work "
+        f"radlab's verdict for {same} of {n} images. "
+        + (f"radlab's own pipeline rows (`model::judge`, cold from the file, end to end, and "
+           f"`radlab triage`) run the whole built-in model: the left-right network (5 blocks, "
+           f"128 x 128) then looks again at each image called frontal, upright and mirrored "
+           f"(2 inputs of about 1.4 views' work each); the PyTorch copy and the network-only "
+           f"rows are of the triage network alone. " if whole else "")
+        + f"The machine was shared with other work "
         f"(load average {load:.1f} at the start), so the passes vary.",
         "",
         "| | radlab | PyTorch | radlab / PyTorch (speed) |",
@@ -536,7 +553,9 @@ def main():
         f"{cold['torch']:.0f} ms (`import torch`, build, load the weights, judge) | "
         f"{ratio(cold['torch'], cold['radlab'])} |",
         f"| radlab `model::judge` from decoded pixels (scale to fit, 8 views, the inversion's "
-        f"8 where unsettled, network, decide), images/s | {judge:.1f} | - | - |",
+        f"8 where unsettled, network, decide"
+        + (", the left-right network on the frontal ones" if whole else "")
+        + f"), images/s | {judge:.1f} | - | - |",
         f"| radlab `model::judge` of one decoded image | {judge_one:.1f} ms | - | - |",
         f"| radlab cold: fresh process, decode the first file ({first_kind}, "
         f"{first_size:.0f} KiB) and judge it | {cold['radlab_file']:.0f} ms | - | - |",

@@ -1,5 +1,6 @@
-//! The library's corpus training outside the radlab binary (the same calls as
-//! `radlab triage train`, so the same weights): for trying designs without building radlab.
+//! The library's corpus training of the triage network outside the radlab binary (the same
+//! calls as `radlab triage train`, so the same weights), judged with the shipped left-right
+//! network: for trying designs without building radlab.
 //! `cargo run --release -p radlab-triage --example train_corpus -- CORPUS EPOCHS OUT.safetensors REPORT.md`
 fn main() {
     let a: Vec<String> = std::env::args().collect();
@@ -16,13 +17,11 @@ fn main() {
     .unwrap();
     let weights = net.to_safetensors().unwrap();
     std::fs::write(&a[3], &weights).unwrap();
-    let id = radlab_triage::weights_id(&weights);
-    let ev = radlab_triage::train::evaluate_on_corpus(
-        &corpus,
-        Box::new(net.inference().unwrap()),
-        id.clone(),
-    )
-    .unwrap();
+    let id = radlab_triage::model_id(&weights, radlab_triage::laterality::BUILTIN_WEIGHTS);
+    let mut model = radlab_triage::builtin().unwrap();
+    model.triage = net.inference().unwrap();
+    let ev =
+        radlab_triage::train::evaluate_on_corpus(&corpus, Box::new(model), id.clone()).unwrap();
     std::fs::write(&a[4], radlab_triage::train::report(&ev, &id)).unwrap();
     eprintln!(
         "{:.0}s valid {:.3} orientation {:.3}",

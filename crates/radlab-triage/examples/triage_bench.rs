@@ -1,7 +1,7 @@
 //! Times the triage network on the CPU, for `bench/triage.py` (radlab against PyTorch).
 //!
 //! ```text
-//! triage_bench --weights W --out DIR [--runs R] [--latency-images K] (--files-from LIST | FILES...)
+//! triage_bench --weights W [--laterality-weights L] --out DIR [--runs R] [--latency-images K] (--files-from LIST | FILES...)
 //! triage_bench --make-weights OUT [--seed S]
 //! triage_bench --weights W --cold FILE
 //! triage_bench --weights W --cold-views DIR
@@ -17,6 +17,10 @@
 //!   [files, 16, 12] (4 class then 8 orientation probabilities);
 //! - `rust_verdicts.txt`: per image, the class and orientation indices `model::decide` gave;
 //! - `composition.txt`: the 8 x 8 table of `model::compose` indices `decide` uses.
+//!
+//! Those outputs and verdicts are the triage network's alone (PyTorch's copy is of it). With
+//! `--laterality-weights`, the timings below are of the whole built-in model, the left-right
+//! network looking again at each image called frontal (as `radlab triage` runs it).
 //!
 //! Then it times, warm (one untimed pass first), R passes each:
 //! - `judge`: `model::judge` over the decoded images (scale to fit, views, network, decide);
@@ -45,6 +49,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use radlab_triage::infer::Forward;
+use radlab_triage::laterality::Builtin;
 use radlab_triage::model::{self, Classifier, Net, Outputs, Prediction};
 use radlab_triage::preprocess::{Grey, Orientation, load_grey};
 
@@ -54,6 +59,7 @@ const VIEWS: usize = 16;
 #[derive(Default)]
 struct Args {
     weights: Option<PathBuf>,
+    laterality_weights: Option<PathBuf>,
     out: Option<PathBuf>,
     runs: usize,
     latency_images: usize,
@@ -79,6 +85,7 @@ fn parse() -> Res<Args> {
         let mut value = || it.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "--weights" => a.weights = Some(value()?.into()),
+            "--laterality-weights" => a.laterality_weights = Some(value()?.into()),
             "--out" => a.out = Some(value()?.into()),
             "--runs" => a.runs = value()?.parse().map_err(|e| format!("--runs: {e}"))?,
             "--latency-images" => {
@@ -124,9 +131,17 @@ fn run() -> Res<()> {
     let net = Net::from_safetensors(&bytes)
         .and_then(|n| n.inference())
         .map_err(|e| e.to_string())?;
+    let whole = match &args.laterality_weights {
+        Some(path) => {
+            let side = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(Builtin::from_safetensors(&bytes, &side)?)
+        }
+        None => None,
+    };
     if let Some(file) = &args.cold {
         let grey = load_grey(file).map_err(|e| e.to_string())?;
-        let p = model::judge(&net, std::slice::from_ref(&grey))?;
+        let model: &dyn Classifier = whole.as_ref().map_or(&net, |w| w as &dyn Classifier);
+        let p = model::judge(model, std::slice::from_ref(&grey))?;
         println!("{}", verdict_json(&p[0]));
         return Ok(());
     }
@@ -143,7 +158,8 @@ fn run() -> Res<()> {
     if args.files.is_empty() {
         return Err("no files given".into());
     }
-    bench(&net, &args, out)
+    let model: &dyn Classifier = whole.as_ref().map_or(&net, |w| w as &dyn Classifier);
+    bench(&net, model, &args, out)
 }
 
 fn verdict_json(p: &Prediction) -> String {
@@ -199,7 +215,9 @@ fn timed(runs: usize, mut f: impl FnMut() -> Res<()>) -> Res<Vec<f64>> {
     Ok(times)
 }
 
-fn bench(net: &Forward, args: &Args, out: &Path) -> Res<()> {
+/// `net` is the triage network (its outputs written, its verdicts checked against
+/// `model::decide`); `model` is what the timings run (`net`, or the whole built-in model).
+fn bench(net: &Forward, model: &dyn Classifier, args: &Args, out: &Path) -> Res<()> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     // Decode every file once (untimed), keeping those that load.
     let mut files = Vec::new();
@@ -278,7 +296,7 @@ fn bench(net: &Forward, args: &Args, out: &Path) -> Res<()> {
     // (b) Warm timings.
     let runs = args.runs.max(1);
     let judge = timed(runs, || {
-        std::hint::black_box(model::judge(net, &greys)?);
+        std::hint::black_box(model::judge(model, &greys)?);
         Ok(())
     })?;
     let k = args.latency_images.clamp(1, n);
@@ -286,7 +304,7 @@ fn bench(net: &Forward, args: &Args, out: &Path) -> Res<()> {
     timed(runs, || {
         for g in &greys[..k] {
             let t = Instant::now();
-            std::hint::black_box(model::judge(net, std::slice::from_ref(g))?);
+            std::hint::black_box(model::judge(model, std::slice::from_ref(g))?);
             latencies.push(t.elapsed().as_secs_f64());
         }
         Ok(())
@@ -297,7 +315,7 @@ fn bench(net: &Forward, args: &Args, out: &Path) -> Res<()> {
     let end_to_end = timed(runs, || {
         for f in &files {
             let g = load_grey(f).map_err(|e| e.to_string())?;
-            std::hint::black_box(model::judge(net, std::slice::from_ref(&g))?);
+            std::hint::black_box(model::judge(model, std::slice::from_ref(&g))?);
         }
         Ok(())
     })?;

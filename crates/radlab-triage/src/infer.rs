@@ -56,6 +56,11 @@ impl Forward {
         }
     }
 
+    /// The input side.
+    pub fn side(&self) -> u32 {
+        self.side as u32
+    }
+
     /// The logits of each input (each `side` x `side`, standardized), in order.
     pub fn logits(&self, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
         inputs.par_iter().map(|x| self.one(x)).collect()

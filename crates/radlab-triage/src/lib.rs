@@ -4,13 +4,15 @@
 //! - the rules on metadata ([`rules`]): a missing attribute is never a finding;
 //! - a network on pixels ([`model`]: class and orientation, trained by [`train`] on the
 //!   corpus's examples of [`dataset`], fed by the deterministic [`preprocess`]), the
-//!   built-in one shipped in the binary ([`builtin`]) or a site's own.
+//!   built-in one shipped in the binary ([`builtin`], with a second network that takes the
+//!   side of frontal images: [`laterality`]) or a site's own.
 //!
 //! [`Triage`] runs both on a file or a blob; its [`Verdict`] says the class, the probability,
 //! the orientation, whether the image is valid, and why not.
 
 pub mod dataset;
 pub mod infer;
+pub mod laterality;
 pub mod model;
 pub mod onnx;
 pub mod preprocess;
@@ -29,11 +31,10 @@ pub use rules::{Finding, ImageMeta, Metadata, RuleConfig};
 /// The shipped weights of the built-in network (`radlab triage train` writes them).
 pub const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../weights/triage.safetensors");
 
-/// The built-in network, from [`BUILTIN_WEIGHTS`], ready for inference.
-pub fn builtin() -> Result<infer::Forward, String> {
-    Net::from_safetensors(BUILTIN_WEIGHTS)
-        .and_then(|n| n.inference())
-        .map_err(|e| format!("the built-in weights: {e}"))
+/// The built-in model, from [`BUILTIN_WEIGHTS`] and [`laterality::BUILTIN_WEIGHTS`], ready
+/// for inference.
+pub fn builtin() -> Result<laterality::Builtin, String> {
+    laterality::Builtin::from_safetensors(BUILTIN_WEIGHTS, laterality::BUILTIN_WEIGHTS)
 }
 
 /// A short name of weights for verdicts: `radlab-cnn blake3:` and the first 12 hex digits
@@ -41,6 +42,14 @@ pub fn builtin() -> Result<infer::Forward, String> {
 pub fn weights_id(bytes: &[u8]) -> String {
     let hex = blake3::hash(bytes).to_hex();
     format!("radlab-cnn blake3:{}", &hex[..12])
+}
+
+/// The name of the built-in model, or of one made of the same two networks: the triage
+/// network's [`weights_id`], then ` + left-right blake3:` and the first 12 hex digits of the
+/// left-right network's weights' hash.
+pub fn model_id(triage: &[u8], laterality: &[u8]) -> String {
+    let hex = blake3::hash(laterality).to_hex();
+    format!("{} + left-right blake3:{}", weights_id(triage), &hex[..12])
 }
 
 /// What triage says of one file.
@@ -99,7 +108,7 @@ impl Triage {
         Ok(Triage::with_classifier(
             rules,
             Box::new(builtin()?),
-            weights_id(BUILTIN_WEIGHTS),
+            model_id(BUILTIN_WEIGHTS, laterality::BUILTIN_WEIGHTS),
         ))
     }
 

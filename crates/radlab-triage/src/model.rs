@@ -21,7 +21,10 @@
 //! the views agree on best (the sum of their log-probabilities). The first eight settle an
 //! image when one class has a mean probability of 0.9 or more and the best orientation leads
 //! the next by 8 nats or more ([`settled`]); then its inversion would not change the verdict
-//! in practice, and is not looked at. No random transform is ever applied at inference.
+//! in practice, and is not looked at. Where the model has a left-right network
+//! ([`crate::laterality`], the built-in model's second network), each image called frontal
+//! is then turned upright and that network says its side ([`place_sides`]). No random
+//! transform is ever applied at inference.
 //!
 //! Initialisation is seeded (He-uniform from our own xorshift generator, not candle's
 //! unseeded one), so that `radlab triage train --seed S` gives the same weights on the same
@@ -35,12 +38,41 @@ use crate::preprocess::{Grey, Orientation};
 
 /// The network's input side, in pixels.
 pub const INPUT_SIDE: u32 = 64;
-const CHANNELS: [usize; 5] = [1, 16, 32, 64, 64];
-const OUTPUTS: usize = 12;
-/// The side of the last map (the input halved by each block).
-const LAST_SIDE: usize = INPUT_SIDE as usize >> (CHANNELS.len() - 1);
-/// The head's inputs: the last map flattened.
-const FEATURES: usize = CHANNELS[CHANNELS.len() - 1] * LAST_SIDE * LAST_SIDE;
+
+/// A network's shape: square inputs of `side`, blocks of 3 x 3 convolution, ReLU and 2 x 2
+/// max pooling from one grey channel through `channels`, and a linear head from the last
+/// map flattened to `outputs` logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arch {
+    pub side: u32,
+    /// The channels of the input (1) and of each block's output.
+    pub channels: &'static [usize],
+    pub outputs: usize,
+}
+
+impl Arch {
+    /// The head's inputs: the last map (the input halved by each block) flattened.
+    pub fn features(&self) -> usize {
+        let last = self.side as usize >> (self.channels.len() - 1);
+        self.channels[self.channels.len() - 1] * last * last
+    }
+}
+
+/// The triage network: 64 x 64, four blocks, 4 class and 8 orientation logits.
+pub const TRIAGE: Arch = Arch {
+    side: INPUT_SIDE,
+    channels: &[1, 16, 32, 64, 64],
+    outputs: 12,
+};
+
+/// The left-right network ([`crate::laterality`]): an upright frontal radiograph at
+/// 128 x 128, five blocks (narrow where the maps are large, so that it costs about one and
+/// a half views of [`TRIAGE`]), and 2 logits: as stored, mirrored.
+pub const LATERALITY: Arch = Arch {
+    side: 128,
+    channels: &[1, 8, 16, 32, 64, 64],
+    outputs: 2,
+};
 const BN_EPS: f64 = 1e-5;
 const BN_MOMENTUM: f64 = 0.1;
 
@@ -89,6 +121,7 @@ struct Norm {
 
 /// The network's parameters.
 pub struct Net {
+    arch: Arch,
     /// (weight [out, in, 3, 3], bias [out]) per block.
     convs: Vec<(Var, Var)>,
     /// Present while training; folded away by [`Net::folded`].
@@ -139,6 +172,17 @@ pub trait Classifier {
     fn side(&self) -> u32;
     /// The outputs for each input, in order.
     fn outputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<Outputs>, String>;
+    /// The input side of the model's left-right network, where it has one
+    /// ([`crate::laterality`]); then [`judge`] takes the side of each frontal image from it.
+    fn laterality_side(&self) -> Option<u32> {
+        None
+    }
+    /// For each input (a frontal image turned upright by the orientation found, centred on
+    /// black and standardized at [`Classifier::laterality_side`]), the probability that it
+    /// is mirrored.
+    fn mirrored(&self, _inputs: &[Vec<f32>]) -> Result<Vec<f32>, String> {
+        Err("this model has no left-right network".into())
+    }
 }
 
 impl Classifier for Forward {
@@ -180,9 +224,34 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
 /// [`decide`]: each image looked at first in its eight orientations ([`oriented_views`]),
 /// and in their eight inversions too ([`views`]) only when the first eight do not settle
 /// it ([`settled`]).
+///
+/// Where the model has a left-right network ([`Classifier::laterality_side`]), each image
+/// called frontal is then turned upright by the orientation found and its side taken from
+/// that network ([`place_sides`]).
 pub fn judge(classifier: &dyn Classifier, images: &[Grey]) -> Result<Vec<Prediction>, String> {
+    judge_at(classifier, images, images)
+}
+
+/// [`judge`], with the left-right network looking at `details` (the same images, at any
+/// size of at least its side; scaled to fit it here) instead of `images` (which may then be
+/// no larger than the triage network's side).
+pub fn judge_at(
+    classifier: &dyn Classifier,
+    images: &[Grey],
+    details: &[Grey],
+) -> Result<Vec<Prediction>, String> {
+    if details.len() != images.len() {
+        return Err(format!(
+            "{} images and {} details",
+            images.len(),
+            details.len()
+        ));
+    }
     let side = classifier.side();
     let mut out = Vec::with_capacity(images.len());
+    // The image as given's orientation probabilities (its first view's), for the
+    // probability of an orientation whose side the left-right network changes.
+    let mut as_given: Vec<Option<[f32; 8]>> = Vec::with_capacity(images.len());
     let asked = |inputs: &[Vec<f32>]| -> Result<Vec<Outputs>, String> {
         let outputs = classifier.outputs(inputs)?;
         if outputs.len() != inputs.len() {
@@ -208,6 +277,7 @@ pub fn judge(classifier: &dyn Classifier, images: &[Grey]) -> Result<Vec<Predict
             .collect();
         let second = asked(&inverted)?;
         for (i, rows) in first.chunks(8).enumerate() {
+            as_given.push(rows[0].orientation);
             match unsettled.iter().position(|&u| u == i) {
                 None => out.push(decide(rows)),
                 Some(j) => {
@@ -221,7 +291,67 @@ pub fn judge(classifier: &dyn Classifier, images: &[Grey]) -> Result<Vec<Predict
             }
         }
     }
+    if let Some(lside) = classifier.laterality_side() {
+        place_sides(classifier, lside, details, &as_given, &mut out)?;
+    }
     Ok(out)
+}
+
+/// The side of each image called frontal, from the model's left-right network: the image
+/// (`details[i]` scaled to fit `lside`) turned upright by the orientation found, and its
+/// mirror, each asked whether it is mirrored ([`crate::laterality::side_of`]). Where the
+/// upright image is more likely mirrored than not, the orientation becomes its mirror
+/// partner (the same rotation, the other side). The orientation's probability becomes that
+/// of its rotation for the image as given (the sum over the two sides, from `as_given`)
+/// times that of the side.
+pub fn place_sides(
+    classifier: &dyn Classifier,
+    lside: u32,
+    details: &[Grey],
+    as_given: &[Option<[f32; 8]>],
+    out: &mut [Prediction],
+) -> Result<(), String> {
+    let frontal: Vec<usize> = (0..out.len())
+        .filter(|&i| out[i].class == Class::Frontal && out[i].orientation.is_some())
+        .collect();
+    // Sixteen images (32 inputs) a call.
+    for chunk in frontal.chunks(16) {
+        let mut inputs = Vec::with_capacity(chunk.len() * 2);
+        for &i in chunk {
+            let Some((o, _)) = out[i].orientation else {
+                continue;
+            };
+            let upright = details[i].scaled_to_fit(lside).oriented(o.inverse());
+            inputs.extend(crate::laterality::views(&upright));
+        }
+        let q = classifier.mirrored(&inputs)?;
+        if q.len() != inputs.len() {
+            return Err(format!(
+                "the left-right network gave {} outputs for {} inputs",
+                q.len(),
+                inputs.len()
+            ));
+        }
+        for (&i, pair) in chunk.iter().zip(q.chunks(2)) {
+            let Some((o, _)) = out[i].orientation else {
+                continue;
+            };
+            let mirrored = crate::laterality::side_of(pair[0], pair[1]);
+            let partner = compose(o, crate::laterality::MIRROR);
+            let (placed, p_side) = if mirrored > 0.5 {
+                (partner, mirrored)
+            } else {
+                (o, 1.0 - mirrored)
+            };
+            let p_rotation = as_given
+                .get(i)
+                .copied()
+                .flatten()
+                .map_or(1.0, |v| v[o.index()] + v[partner.index()]);
+            out[i].orientation = Some((placed, (p_rotation * p_side).min(1.0)));
+        }
+    }
+    Ok(())
 }
 
 /// `a` in orientation `o`, then in orientation `k`: which of the eight it is.
@@ -240,8 +370,13 @@ pub fn compose(k: Orientation, o: Orientation) -> Orientation {
 }
 
 impl Net {
-    /// Fresh parameters from `seed`, with batch normalisation for training.
+    /// A fresh [`TRIAGE`] network from `seed`, with batch normalisation for training.
     pub fn new(seed: u64) -> candle_core::Result<Net> {
+        Net::with_arch(TRIAGE, seed)
+    }
+
+    /// Fresh parameters of shape `arch` from `seed`, with batch normalisation for training.
+    pub fn with_arch(arch: Arch, seed: u64) -> candle_core::Result<Net> {
         let mut rng = Rng::new(seed);
         let dev = Device::Cpu;
         // He-uniform. (PyTorch's default, within 1/sqrt(fan_in), trained a worse network
@@ -256,7 +391,7 @@ impl Net {
         };
         let mut convs = Vec::new();
         let mut norms = Vec::new();
-        for w in CHANNELS.windows(2) {
+        for w in arch.channels.windows(2) {
             let (cin, cout) = (w[0], w[1]);
             let weight = uniform(&[cout, cin, 3, 3], cin * 9)?;
             let bias = Var::zeros(cout, DType::F32, &dev)?;
@@ -268,9 +403,11 @@ impl Net {
                 var: Tensor::ones(cout, DType::F32, &dev)?,
             });
         }
-        let head_w = uniform(&[OUTPUTS, FEATURES], FEATURES)?;
-        let head_b = Var::zeros(OUTPUTS, DType::F32, &dev)?;
+        let features = arch.features();
+        let head_w = uniform(&[arch.outputs, features], features)?;
+        let head_b = Var::zeros(arch.outputs, DType::F32, &dev)?;
         Ok(Net {
+            arch,
             convs,
             norms: Some(norms),
             head_w,
@@ -315,6 +452,7 @@ impl Net {
             convs.push((Var::from_tensor(&weight)?, Var::from_tensor(&bias)?));
         }
         Ok(Net {
+            arch: self.arch,
             convs,
             norms: None,
             head_w: Var::from_tensor(self.head_w.as_tensor())?,
@@ -331,6 +469,7 @@ impl Net {
             ));
         }
         Ok(Net {
+            arch: self.arch,
             convs,
             norms: None,
             head_w: Var::from_tensor(self.head_w.as_tensor())?,
@@ -369,15 +508,21 @@ impl Net {
             blocks,
             net.head_w.as_tensor().flatten_all()?.to_vec1::<f32>()?,
             net.head_b.as_tensor().to_vec1::<f32>()?,
-            INPUT_SIDE as usize,
+            self.arch.side as usize,
         ))
     }
 
-    /// Weights read from a safetensors file's bytes; every tensor must be there with its
-    /// shape.
+    /// [`TRIAGE`] weights read from a safetensors file's bytes; every tensor must be there
+    /// with its shape.
     pub fn from_safetensors(bytes: &[u8]) -> candle_core::Result<Net> {
+        Net::from_safetensors_of(TRIAGE, bytes)
+    }
+
+    /// Weights of shape `arch` read from a safetensors file's bytes; every tensor must be
+    /// there with its shape.
+    pub fn from_safetensors_of(arch: Arch, bytes: &[u8]) -> candle_core::Result<Net> {
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
-        let net = Net::new(0)?.copy()?;
+        let net = Net::with_arch(arch, 0)?.copy()?;
         for (name, tensor) in net.named() {
             let t = tensors
                 .get(&name)
@@ -401,6 +546,7 @@ impl Net {
             ));
         }
         Ok(Net {
+            arch,
             convs,
             norms: None,
             head_w: get("head.weight")?,
@@ -466,8 +612,13 @@ impl Net {
             .broadcast_add(&self.head_b.as_tensor().unsqueeze(0)?)
     }
 
-    /// Raw softmax outputs for standardized inputs (each [`INPUT_SIDE`] squared): per input,
-    /// the 4 class then the 8 orientation probabilities.
+    /// The network's shape.
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// Raw softmax outputs of a [`TRIAGE`] network for standardized inputs (each
+    /// [`INPUT_SIDE`] squared): per input, the 4 class then the 8 orientation probabilities.
     pub fn probabilities(&self, inputs: &[Vec<f32>]) -> candle_core::Result<Vec<[f32; 12]>> {
         let mut out = Vec::with_capacity(inputs.len());
         for chunk in inputs.chunks(64) {
@@ -629,9 +780,9 @@ pub fn conv3x3(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
     x.conv2d(w, 1, 1, 1, 1)
 }
 
-/// A batch tensor [N, 1, S, S] of inputs.
+/// A batch tensor [N, 1, S, S] of square inputs (S from the first input's length).
 pub fn batch(inputs: &[Vec<f32>]) -> candle_core::Result<Tensor> {
-    let side = INPUT_SIDE as usize;
+    let side = inputs.first().map_or(0, |x| x.len().isqrt());
     let flat: Vec<f32> = inputs.iter().flat_map(|v| v.iter().copied()).collect();
     Tensor::from_vec(flat, (inputs.len(), 1, side, side), &Device::Cpu)
 }
@@ -789,5 +940,128 @@ mod tests {
         upright[0] = 0.93;
         let (_, asked) = ask([0.95, 0.02, 0.02, 0.01], Some(upright));
         assert_eq!(asked, 5 * 16);
+    }
+
+    /// A stand-in model that finds an image's rotation (a bright bar marks the middle of
+    /// its upright top edge) but cannot tell it from its mirror (it gives 0.6 to the
+    /// rotation and 0.394 to its mirror partner), and whose left-right network says an
+    /// upright image is mirrored when its bright square (the "heart") is on the left.
+    struct Sided;
+
+    /// The sums of a standardized square input over the middle of its top, right, bottom
+    /// and left edges, and over its left and right halves away from them.
+    fn regions(x: &[f32]) -> ([f32; 4], [f32; 2]) {
+        let side = x.len().isqrt();
+        let (edge, mid) = (side / 8, side * 3 / 8..side * 5 / 8);
+        let mut edges = [0f32; 4];
+        let mut halves = [0f32; 2];
+        for (i, v) in x.iter().enumerate() {
+            let (r, c) = (i / side, i % side);
+            if r < edge && mid.contains(&c) {
+                edges[0] += v;
+            } else if c >= side - edge && mid.contains(&r) {
+                edges[1] += v;
+            } else if r >= side - edge && mid.contains(&c) {
+                edges[2] += v;
+            } else if c < edge && mid.contains(&r) {
+                edges[3] += v;
+            } else if (edge..side - edge).contains(&r) && (edge..side - edge).contains(&c) {
+                halves[usize::from(c >= side / 2)] += v;
+            }
+        }
+        (edges, halves)
+    }
+
+    impl Classifier for Sided {
+        fn side(&self) -> u32 {
+            INPUT_SIDE
+        }
+        fn outputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<Outputs>, String> {
+            Ok(inputs
+                .iter()
+                .map(|x| {
+                    // The bar on edge r: the upright top turned clockwise r times.
+                    let r = argmax(&regions(x).0);
+                    let mut orientation = [0.001f32; 8];
+                    orientation[r] = 0.6;
+                    orientation[compose(Orientation::ALL[r], crate::laterality::MIRROR).index()] =
+                        0.394;
+                    Outputs {
+                        class: [0.97, 0.01, 0.01, 0.01],
+                        orientation: Some(orientation),
+                    }
+                })
+                .collect())
+        }
+        fn laterality_side(&self) -> Option<u32> {
+            Some(LATERALITY.side)
+        }
+        fn mirrored(&self, inputs: &[Vec<f32>]) -> Result<Vec<f32>, String> {
+            Ok(inputs
+                .iter()
+                .map(|x| {
+                    assert_eq!(x.len(), (LATERALITY.side * LATERALITY.side) as usize);
+                    let (_, halves) = regions(x);
+                    if halves[0] > halves[1] { 0.9 } else { 0.2 }
+                })
+                .collect())
+        }
+    }
+
+    /// [`Sided`] without its left-right network.
+    struct Unsided;
+
+    impl Classifier for Unsided {
+        fn side(&self) -> u32 {
+            Sided.side()
+        }
+        fn outputs(&self, inputs: &[Vec<f32>]) -> Result<Vec<Outputs>, String> {
+            Sided.outputs(inputs)
+        }
+    }
+
+    #[test]
+    fn the_left_right_network_places_the_side_and_the_triage_network_the_rotation() {
+        // Upright: a dim square image, a bright bar in the middle of its top edge and a
+        // bright square right of its centre.
+        let n = 160usize;
+        let mut upright = Grey {
+            width: n as u32,
+            height: n as u32,
+            pixels: vec![40; n * n],
+        };
+        for y in 0..n {
+            for x in 0..n {
+                let bar = y < 12 && (70..90).contains(&x);
+                let heart = (90..130).contains(&y) && (95..135).contains(&x);
+                if bar || heart {
+                    upright.pixels[y * n + x] = 220;
+                }
+            }
+        }
+        let images: Vec<Grey> = Orientation::ALL
+            .iter()
+            .map(|&o| upright.oriented(o))
+            .collect();
+        // The triage network alone: the rotation right, the side a guess (the same for an
+        // image and its mirror, so half of the eight wrong).
+        let alone = judge(&Unsided, &images).unwrap();
+        let mut wrong = 0;
+        for (o, p) in Orientation::ALL.iter().zip(&alone) {
+            let (said, _) = p.orientation.unwrap();
+            assert!(said == *o || said == compose(*o, crate::laterality::MIRROR));
+            wrong += usize::from(said != *o);
+        }
+        assert_eq!(wrong, 4);
+        // With its left-right network: each of the eight placed, the probability that of
+        // the rotation (0.6 + 0.394) times the side's ((0.9 + 1 - 0.2) / 2 = 0.85).
+        let placed = judge(&Sided, &images).unwrap();
+        for (o, p) in Orientation::ALL.iter().zip(&placed) {
+            let (said, probability) = p.orientation.unwrap();
+            assert_eq!(said, *o);
+            assert!((probability - 0.994 * 0.85).abs() < 1e-5, "{probability}");
+        }
+        // Details must match the images one for one.
+        assert!(judge_at(&Sided, &images, &images[..3]).is_err());
     }
 }

@@ -16,7 +16,7 @@
 use candle_nn::Optimizer as _;
 
 use crate::dataset::Class;
-use crate::model::{Classifier, INPUT_SIDE, Net, Prediction, Rng, batch, judge};
+use crate::model::{Classifier, INPUT_SIDE, Net, Prediction, Rng, batch, judge_at};
 use crate::preprocess::{Grey, Orientation};
 
 /// Knobs of a training run.
@@ -58,6 +58,9 @@ const CROP_SOURCE_SIDE: u32 = 128;
 pub struct Prepared {
     pub fit: Grey,
     pub large: Grey,
+    /// A frontal radiograph scaled to fit twice the left-right network's side, for its
+    /// crops ([`crate::laterality`]); `None` for the other classes.
+    pub detail: Option<Grey>,
     pub class: Class,
 }
 
@@ -66,8 +69,16 @@ impl Prepared {
         Prepared {
             fit: image.scaled_to_fit(INPUT_SIDE),
             large: image.scaled_to_fit(CROP_SOURCE_SIDE),
+            detail: (class == Class::Frontal)
+                .then(|| image.scaled_to_fit(crate::laterality::CROP_SOURCE_SIDE)),
             class,
         }
+    }
+
+    /// The image as the left-right network's inference sees it, before turning: scaled to
+    /// fit its side.
+    pub fn at_laterality_side(&self) -> Grey {
+        self.large.scaled_to_fit(crate::model::LATERALITY.side)
     }
 }
 
@@ -91,6 +102,13 @@ fn augment(p: &Prepared, rng: &mut Rng) -> Grey {
         pixels,
     };
     let mut img = crop.scaled_to_fit(INPUT_SIDE);
+    tone(&mut img, rng);
+    img
+}
+
+/// A random tone curve: gamma within e^±0.4, the black point raised by up to 60 grey
+/// levels, the white point lowered by up to 55.
+pub(crate) fn tone(img: &mut Grey, rng: &mut Rng) {
     let gamma = rng.uniform(-0.4, 0.4).exp();
     let lo = rng.uniform(0.0, 60.0);
     let hi = rng.uniform(200.0, 255.0);
@@ -104,7 +122,6 @@ fn augment(p: &Prepared, rng: &mut Rng) -> Grey {
     for v in &mut img.pixels {
         *v = lut[usize::from(*v)];
     }
-    img
 }
 
 /// One training sample: the input, the class and orientation to learn.
@@ -123,7 +140,7 @@ fn sample(p: &Prepared, invert: bool, o: Orientation, rng: &mut Rng) -> (Vec<f32
 
 /// The one-cycle learning rate at `step` of `total`: from peak/25 up to the peak over the
 /// first tenth (cosine), then down to peak/250000 (cosine).
-fn one_cycle(peak: f64, step: usize, total: usize) -> f64 {
+pub(crate) fn one_cycle(peak: f64, step: usize, total: usize) -> f64 {
     let warm = (total as f64 * 0.1).max(1.0);
     let (start, end) = (peak / 25.0, peak / 25.0 / 1e4);
     let cos = |from: f64, to: f64, t: f64| {
@@ -314,17 +331,20 @@ pub fn evaluate(net: &dyn Classifier, examples: &[Prepared]) -> Result<Evaluatio
     let mut ev = Evaluation::default();
     // Classes: stored orientation; frontal ones also inverted.
     let mut images = Vec::new();
+    let mut details = Vec::new();
     // (example, inverted here, truth)
     let mut cases = Vec::new();
     for (i, e) in examples.iter().enumerate() {
         images.push(e.fit.clone());
+        details.push(e.at_laterality_side());
         cases.push((i, false, e.class));
         if e.class == Class::Frontal {
             images.push(e.fit.inverted());
+            details.push(e.at_laterality_side().inverted());
             cases.push((i, true, Class::Inverted));
         }
     }
-    let predicted: Vec<Prediction> = judge(net, &images)?;
+    let predicted: Vec<Prediction> = judge_at(net, &images, &details)?;
     for (&(example, inverted_here, t), p) in cases.iter().zip(&predicted) {
         ev.confusion[t.index()][p.class.index()] += 1;
         ev.valid_total += 1;
@@ -345,18 +365,21 @@ pub fn evaluate(net: &dyn Classifier, examples: &[Prepared]) -> Result<Evaluatio
     }
     // Orientation: every chest image in every orientation.
     let mut images = Vec::new();
+    let mut details = Vec::new();
     let mut wanted = Vec::new();
     for (i, e) in examples
         .iter()
         .enumerate()
         .filter(|(_, e)| matches!(e.class, Class::Frontal | Class::Lateral))
     {
+        let detail = e.at_laterality_side();
         for o in Orientation::ALL {
             images.push(e.fit.oriented(o));
+            details.push(detail.oriented(o));
             wanted.push((i, o));
         }
     }
-    let said: Vec<Option<Orientation>> = judge(net, &images)?
+    let said: Vec<Option<Orientation>> = judge_at(net, &images, &details)?
         .iter()
         .map(|p| p.orientation.map(|(x, _)| x))
         .collect();
@@ -411,7 +434,7 @@ impl Corpus {
         })
     }
 
-    fn subset(&self, ix: &[usize]) -> Vec<Prepared> {
+    pub fn subset(&self, ix: &[usize]) -> Vec<Prepared> {
         ix.iter().map(|&i| self.prepared[i].clone()).collect()
     }
 }
@@ -456,6 +479,19 @@ pub fn train_on_corpus(
     })
     .map_err(|e| e.to_string())?;
     Ok((net, losses))
+}
+
+/// Train the left-right network ([`crate::laterality`]) on the training part's frontal
+/// radiographs; `progress` hears each epoch.
+pub fn train_laterality_on_corpus(
+    corpus: &Corpus,
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Net, String> {
+    crate::laterality::train(&corpus.subset(&corpus.train), config, &mut |epoch, loss| {
+        progress(&format!("left-right epoch {epoch}: loss {loss:.4}"))
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Judge `classifier` on the held-out part, and run the whole triage (rules and network)

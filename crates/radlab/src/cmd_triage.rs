@@ -64,9 +64,12 @@ struct EvaluateArgs {
     /// The corpus: the folder of manifest.csv.
     #[arg(long, env = "RADLAB_CORPUS", default_value = "../shared/data")]
     corpus: PathBuf,
-    /// Weights (safetensors) to evaluate; default the built-in ones.
+    /// Weights (safetensors) of the triage network to evaluate; default the built-in ones.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Weights (safetensors) of the left-right network; default the built-in ones.
+    #[arg(long)]
+    laterality_weights: Option<PathBuf>,
     /// Where to write the evaluation report (Markdown).
     #[arg(long, default_value = "docs/triage-report.md")]
     report: PathBuf,
@@ -86,6 +89,12 @@ struct TrainArgs {
         default_value = "crates/radlab-triage/weights/triage.safetensors"
     )]
     out: PathBuf,
+    /// Where to write the left-right network's weights (safetensors).
+    #[arg(
+        long,
+        default_value = "crates/radlab-triage/weights/laterality.safetensors"
+    )]
+    laterality_out: PathBuf,
     /// Where to write the evaluation report (Markdown).
     #[arg(long, default_value = "docs/triage-report.md")]
     report: PathBuf,
@@ -96,6 +105,9 @@ struct TrainArgs {
     /// Samples of each class per epoch.
     #[arg(long, default_value_t = 256)]
     per_class: usize,
+    /// Epochs of the left-right network.
+    #[arg(long, default_value_t = radlab_triage::laterality::EPOCHS)]
+    laterality_epochs: usize,
 }
 
 fn train(args: &TrainArgs) -> Result<ExitCode> {
@@ -112,27 +124,39 @@ fn train(args: &TrainArgs) -> Result<ExitCode> {
         radlab_triage::train::train_on_corpus(&corpus, &config, &mut |line| eprintln!("{line}"))
             .map_err(|e| anyhow::anyhow!(e))?;
     let weights = net.to_safetensors()?;
+    let side_config = radlab_triage::train::TrainConfig {
+        epochs: args.laterality_epochs,
+        ..config
+    };
+    let side = radlab_triage::train::train_laterality_on_corpus(&corpus, &side_config, &mut |l| {
+        eprintln!("{l}")
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let side_weights = side.to_safetensors()?;
+    let id = radlab_triage::model_id(&weights, &side_weights);
     let how = format!(
-        "Weights (`{}`, {}) written by `radlab triage train --seed {} --epochs {} --per-class {}` \
-         (batch {}, AdamW, one-cycle learning rate peaking at {}); this report by the same \
-         command, or by `radlab triage evaluate` from the weights.",
+        "Weights (`{}` and `{}`, {id}) written by `radlab triage train --seed {} --epochs {} \
+         --per-class {} --laterality-epochs {}` (batch {}, AdamW, one-cycle learning rate \
+         peaking at {}); this report by the same command, or by `radlab triage evaluate` from \
+         the weights.",
         args.out.display(),
-        radlab_triage::weights_id(&weights),
+        args.laterality_out.display(),
         args.seed,
         args.epochs,
         args.per_class,
+        args.laterality_epochs,
         config.batch,
         config.learning_rate
     );
-    let forward = net.inference()?;
-    let ev = radlab_triage::train::evaluate_on_corpus(
-        &corpus,
-        Box::new(forward),
-        radlab_triage::weights_id(&weights),
-    )
-    .map_err(|e| anyhow::anyhow!(e))?;
+    let model = radlab_triage::laterality::Builtin {
+        triage: net.inference()?,
+        laterality: side.inference()?,
+    };
+    let ev = radlab_triage::train::evaluate_on_corpus(&corpus, Box::new(model), id)
+        .map_err(|e| anyhow::anyhow!(e))?;
     let report = radlab_triage::train::report(&ev, &how);
     write_atomically(&args.out, &weights)?;
+    write_atomically(&args.laterality_out, &side_weights)?;
     write_atomically(&args.report, report.as_bytes())?;
     eprintln!(
         "trained in {:.0} s: valid/outlier {:.1}%, orientation {:.1}% held out; weights {}, report {}",
@@ -156,17 +180,33 @@ fn evaluate(args: &EvaluateArgs) -> Result<ExitCode> {
             "crates/radlab-triage/weights/triage.safetensors".to_string(),
         ),
     };
+    let (side_bytes, side_shown) = match &args.laterality_weights {
+        Some(p) => (
+            std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (
+            radlab_triage::laterality::BUILTIN_WEIGHTS.to_vec(),
+            "crates/radlab-triage/weights/laterality.safetensors".to_string(),
+        ),
+    };
     let net = radlab_triage::Net::from_safetensors(&bytes)
         .with_context(|| format!("{shown}: not triage weights"))?;
+    let side =
+        radlab_triage::Net::from_safetensors_of(radlab_triage::model::LATERALITY, &side_bytes)
+            .with_context(|| format!("{side_shown}: not left-right weights"))?;
     let corpus = radlab_triage::train::Corpus::load(&args.corpus, args.seed)
         .map_err(|e| anyhow::anyhow!(e))?;
-    let id = radlab_triage::weights_id(&bytes);
-    let ev =
-        radlab_triage::train::evaluate_on_corpus(&corpus, Box::new(net.inference()?), id.clone())
-            .map_err(|e| anyhow::anyhow!(e))?;
+    let id = radlab_triage::model_id(&bytes, &side_bytes);
+    let model = radlab_triage::laterality::Builtin {
+        triage: net.inference()?,
+        laterality: side.inference()?,
+    };
+    let ev = radlab_triage::train::evaluate_on_corpus(&corpus, Box::new(model), id.clone())
+        .map_err(|e| anyhow::anyhow!(e))?;
     let how = format!(
-        "Weights `{shown}` ({id}), trained by `radlab triage train --seed {}` (see docs/triage.md); \
-         this report written by `radlab triage evaluate`.",
+        "Weights `{shown}` and `{side_shown}` ({id}), trained by `radlab triage train --seed {}` \
+         (see docs/triage.md); this report written by `radlab triage evaluate`.",
         args.seed
     );
     write_atomically(

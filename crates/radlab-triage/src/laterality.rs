@@ -21,7 +21,7 @@ use crate::dataset::Class;
 use crate::infer::Forward;
 use crate::model::{Arch, Classifier, LATERALITY, Net, Outputs, Rng, TRIAGE, batch};
 use crate::preprocess::{Grey, Orientation};
-use crate::train::{Prepared, TrainConfig, one_cycle, tone};
+use crate::train::{Prepared, TrainConfig, crop, one_cycle, tone};
 
 /// The side a frontal radiograph is kept at for the left-right network's crops: twice its
 /// input.
@@ -93,10 +93,9 @@ pub fn mirrored_by(net: &Forward, inputs: &[Vec<f32>]) -> Result<Vec<f32>, Strin
         .collect())
 }
 
-/// The two inputs the left-right network is asked about for an upright image (scaled to
-/// fit its side): the image, then its mirror.
-pub fn views(upright: &Grey) -> [Vec<f32>; 2] {
-    let side = LATERALITY.side;
+/// The two inputs a left-right network of input `side` is asked about for an upright image
+/// (scaled to fit that side): the image, then its mirror.
+pub fn views(upright: &Grey, side: u32) -> [Vec<f32>; 2] {
     [
         upright.padded(side).standardized(),
         upright.oriented(MIRROR).padded(side).standardized(),
@@ -112,22 +111,7 @@ pub fn side_of(p: f32, q: f32) -> f32 {
 /// A random crop of `source` (55 to 100% of its height, 65 to 100% of its width) scaled to
 /// fit the network's side, then a random tone curve.
 fn augment(source: &Grey, rng: &mut Rng) -> Grey {
-    let (w, h) = (source.width as usize, source.height as usize);
-    let (fh, fw) = (rng.uniform(0.55, 1.0), rng.uniform(0.65, 1.0));
-    let ch = ((h as f64 * fh) as usize).clamp(1.min(h), h).max(8.min(h));
-    let cw = ((w as f64 * fw) as usize).clamp(1.min(w), w).max(8.min(w));
-    let y0 = rng.below(h - ch + 1);
-    let x0 = rng.below(w - cw + 1);
-    let mut pixels = Vec::with_capacity(cw * ch);
-    for y in y0..y0 + ch {
-        pixels.extend_from_slice(&source.pixels[y * w + x0..y * w + x0 + cw]);
-    }
-    let crop = Grey {
-        width: cw as u32,
-        height: ch as u32,
-        pixels,
-    };
-    let mut img = crop.scaled_to_fit(LATERALITY.side);
+    let mut img = crop(source, (0.55, 1.0), (0.65, 1.0), rng).scaled_to_fit(LATERALITY.side);
     tone(&mut img, rng);
     img
 }
@@ -203,8 +187,8 @@ pub fn sides(net: &Forward, uprights: &[Grey]) -> Result<Vec<(f32, f32)>, String
         let mut inputs = Vec::with_capacity(chunk.len() * 4);
         for g in chunk {
             let fit = g.scaled_to_fit(LATERALITY.side);
-            let [a, b] = views(&fit);
-            let [c, d] = views(&fit.oriented(MIRROR));
+            let [a, b] = views(&fit, LATERALITY.side);
+            let [c, d] = views(&fit.oriented(MIRROR), LATERALITY.side);
             inputs.extend([a, b, c, d]);
         }
         let q = mirrored_by(net, &inputs)?;
@@ -276,7 +260,7 @@ mod tests {
 
         // The fast forward pass against candle's, on an upright image and its mirror.
         let fit = radiograph(3).scaled_to_fit(LATERALITY.side);
-        let inputs = views(&fit).to_vec();
+        let inputs = views(&fit, LATERALITY.side).to_vec();
         let logits = a
             .forward(&batch(&inputs).unwrap())
             .unwrap()

@@ -322,7 +322,7 @@ pub fn place_sides(
                 continue;
             };
             let upright = details[i].scaled_to_fit(lside).oriented(o.inverse());
-            inputs.extend(crate::laterality::views(&upright));
+            inputs.extend(crate::laterality::views(&upright, lside));
         }
         let q = classifier.mirrored(&inputs)?;
         if q.len() != inputs.len() {

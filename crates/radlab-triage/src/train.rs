@@ -85,9 +85,19 @@ impl Prepared {
 /// A random crop (80 to 100% of each side) scaled to fit the input side, then a random tone
 /// curve.
 fn augment(p: &Prepared, rng: &mut Rng) -> Grey {
-    let src = &p.large;
+    let mut img = crop(&p.large, (0.8, 1.0), (0.8, 1.0), rng).scaled_to_fit(INPUT_SIDE);
+    tone(&mut img, rng);
+    img
+}
+
+/// A random crop of `src`: its height a share of the image's drawn from `heights`, then its
+/// width from `widths`, then its place (at least 8 pixels a side where the image has them).
+pub(crate) fn crop(src: &Grey, heights: (f64, f64), widths: (f64, f64), rng: &mut Rng) -> Grey {
     let (w, h) = (src.width as usize, src.height as usize);
-    let (fh, fw) = (rng.uniform(0.8, 1.0), rng.uniform(0.8, 1.0));
+    let (fh, fw) = (
+        rng.uniform(heights.0, heights.1),
+        rng.uniform(widths.0, widths.1),
+    );
     let ch = ((h as f64 * fh) as usize).clamp(1.min(h), h).max(8.min(h));
     let cw = ((w as f64 * fw) as usize).clamp(1.min(w), w).max(8.min(w));
     let y0 = rng.below(h - ch + 1);
@@ -96,14 +106,11 @@ fn augment(p: &Prepared, rng: &mut Rng) -> Grey {
     for y in y0..y0 + ch {
         pixels.extend_from_slice(&src.pixels[y * w + x0..y * w + x0 + cw]);
     }
-    let crop = Grey {
+    Grey {
         width: cw as u32,
         height: ch as u32,
         pixels,
-    };
-    let mut img = crop.scaled_to_fit(INPUT_SIDE);
-    tone(&mut img, rng);
-    img
+    }
 }
 
 /// A random tone curve: gamma within e^±0.4, the black point raised by up to 60 grey

@@ -21,7 +21,7 @@ use crate::dataset::Class;
 use crate::infer::Forward;
 use crate::model::{Arch, Classifier, LATERALITY, Net, Outputs, Rng, TRIAGE, batch};
 use crate::preprocess::{Grey, Orientation};
-use crate::train::{Prepared, TrainConfig, crop, one_cycle, tone};
+use crate::train::{Prepared, TrainConfig, crop, one_cycle, optimiser, tone};
 
 /// The side a frontal radiograph is kept at for the left-right network's crops: twice its
 /// input.
@@ -128,14 +128,7 @@ pub fn train(
     // Seeds of their own, apart from the triage network's (seed, seed + 1).
     let mut net = Net::with_arch(LATERALITY, config.seed.wrapping_add(0x1a7e))?;
     let mut rng = Rng::new(config.seed.wrapping_add(0x1a7f));
-    let mut opt = candle_nn::AdamW::new(
-        net.vars(),
-        candle_nn::ParamsAdamW {
-            lr: config.learning_rate,
-            weight_decay: 1e-4,
-            ..Default::default()
-        },
-    )?;
+    let mut opt = optimiser(&net, config)?;
     let frontal: Vec<&Grey> = examples
         .iter()
         .filter(|e| e.class == Class::Frontal)

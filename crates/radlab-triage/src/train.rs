@@ -165,6 +165,18 @@ pub(crate) fn one_cycle(peak: f64, step: usize, total: usize) -> f64 {
     }
 }
 
+/// AdamW over `net`'s parameters, at `config`'s peak learning rate, weight decay 1e-4.
+pub(crate) fn optimiser(net: &Net, config: &TrainConfig) -> candle_core::Result<candle_nn::AdamW> {
+    candle_nn::AdamW::new(
+        net.vars(),
+        candle_nn::ParamsAdamW {
+            lr: config.learning_rate,
+            weight_decay: 1e-4,
+            ..Default::default()
+        },
+    )
+}
+
 /// Train a network on `examples`; `progress` hears each epoch's mean loss. The network
 /// returned has its normalisation folded, ready for inference.
 pub fn train(
@@ -173,14 +185,7 @@ pub fn train(
     progress: &mut dyn FnMut(usize, f32),
 ) -> candle_core::Result<Net> {
     let mut net = Net::new(config.seed)?;
-    let mut opt = candle_nn::AdamW::new(
-        net.vars(),
-        candle_nn::ParamsAdamW {
-            lr: config.learning_rate,
-            weight_decay: 1e-4,
-            ..Default::default()
-        },
-    )?;
+    let mut opt = optimiser(&net, config)?;
     let mut rng = Rng::new(config.seed.wrapping_add(1));
     let of = |c: Class| -> Vec<usize> {
         examples

@@ -311,16 +311,17 @@ pub fn place_sides(
     as_given: &[Option<[f32; 8]>],
     out: &mut [Prediction],
 ) -> Result<(), String> {
-    let frontal: Vec<usize> = (0..out.len())
-        .filter(|&i| out[i].class == Class::Frontal && out[i].orientation.is_some())
+    // (image, the orientation found) of each image called frontal.
+    let frontal: Vec<(usize, Orientation)> = out
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.class == Class::Frontal)
+        .filter_map(|(i, p)| p.orientation.map(|(o, _)| (i, o)))
         .collect();
     // Sixteen images (32 inputs) a call.
     for chunk in frontal.chunks(16) {
         let mut inputs = Vec::with_capacity(chunk.len() * 2);
-        for &i in chunk {
-            let Some((o, _)) = out[i].orientation else {
-                continue;
-            };
+        for &(i, o) in chunk {
             let upright = details[i].scaled_to_fit(lside).oriented(o.inverse());
             inputs.extend(crate::laterality::views(&upright, lside));
         }
@@ -332,10 +333,7 @@ pub fn place_sides(
                 inputs.len()
             ));
         }
-        for (&i, pair) in chunk.iter().zip(q.chunks(2)) {
-            let Some((o, _)) = out[i].orientation else {
-                continue;
-            };
+        for (&(i, o), pair) in chunk.iter().zip(q.chunks(2)) {
             let mirrored = crate::laterality::side_of(pair[0], pair[1]);
             let partner = compose(o, crate::laterality::MIRROR);
             let (placed, p_side) = if mirrored > 0.5 {

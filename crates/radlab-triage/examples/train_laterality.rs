@@ -54,6 +54,24 @@ fn main() {
             "{name}: left-right alone {right} of {} frontal",
             frontal.len()
         );
+        // Films of the upper chest: the top share of each upright radiograph, full width.
+        for share in [0.5, 0.6, 0.7, 0.8] {
+            let tops: Vec<_> = frontal
+                .iter()
+                .filter_map(|&i| corpus.prepared[i].detail.as_ref())
+                .map(|d| {
+                    d.top(share)
+                        .scaled_to_fit(radlab_triage::model::LATERALITY.side)
+                })
+                .collect();
+            let s = sides(&model.laterality, &tops).unwrap();
+            let right = s.iter().filter(|(p, q)| *p < 0.5 && *q > 0.5).count();
+            eprintln!(
+                "{name}: left-right alone, the top {:.0}% of each: {right} of {}",
+                share * 100.0,
+                tops.len()
+            );
+        }
         let ev = evaluate(&model, &corpus.subset(part)).unwrap();
         let ev0 = evaluate(&model.triage, &corpus.subset(part)).unwrap();
         eprintln!(

@@ -207,6 +207,25 @@ impl Orientation {
 }
 
 impl Grey {
+    /// The band of `count` rows from row `from` (both clamped to the image), full width.
+    pub fn rows(&self, from: u32, count: u32) -> Grey {
+        let from = from.min(self.height);
+        let count = count.min(self.height - from);
+        let w = self.width as usize;
+        Grey {
+            width: self.width,
+            height: count,
+            pixels: self.pixels[from as usize * w..(from + count) as usize * w].to_vec(),
+        }
+    }
+
+    /// The top `share` (0 to 1) of the image's rows, at least one where it has any: a film
+    /// of the upper chest, for an upright radiograph.
+    pub fn top(&self, share: f64) -> Grey {
+        let rows = (f64::from(self.height) * share.clamp(0.0, 1.0)).round() as u32;
+        self.rows(0, rows.max(1))
+    }
+
     /// This image in orientation `o` (mirrored left-right first, then rotated clockwise).
     pub fn oriented(&self, o: Orientation) -> Grey {
         let mut img = self.clone();
@@ -385,6 +404,25 @@ mod tests {
             height: h,
             pixels: (0..w * h).map(|i| (i * 7 % 251) as u8).collect(),
         }
+    }
+
+    #[test]
+    fn a_band_of_rows_and_the_top_share_stay_inside_the_image() {
+        let g = ramp(5, 40);
+        let band = g.rows(10, 4);
+        assert_eq!((band.width, band.height), (5, 4));
+        assert_eq!(band.pixels, g.pixels[50..70]);
+        assert_eq!(g.rows(38, 9).height, 2);
+        assert_eq!(g.rows(99, 3).height, 0);
+        assert_eq!(g.top(0.5).pixels, g.pixels[..100]);
+        assert_eq!(g.top(0.0).height, 1);
+        assert_eq!(g.top(7.0).height, 40);
+        let empty = Grey {
+            width: 3,
+            height: 0,
+            pixels: Vec::new(),
+        };
+        assert_eq!(empty.top(0.5).height, 0);
     }
 
     #[test]

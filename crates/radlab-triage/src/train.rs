@@ -470,7 +470,15 @@ pub struct CorpusEvaluation {
     pub held_out_paths: Vec<String>,
     /// Every DICOM file under `dicom/` of the corpus, judged by the rules and the network.
     pub dicom: Vec<FileVerdict>,
+    /// Films of the upper chest: for each of [`UPPER_CHEST_SHARES`], the top share of each
+    /// held-out frontal radiograph, judged as the held-out images are (as stored, inverted,
+    /// and in its eight orientations).
+    pub upper_chest: Vec<(f64, Evaluation)>,
 }
+
+/// The shares of the height kept from the top of each held-out frontal radiograph for the
+/// report's films of the upper chest.
+pub const UPPER_CHEST_SHARES: [f64; 3] = [0.5, 0.6, 0.7];
 
 /// Train on the corpus's training part; `progress` hears each step.
 pub fn train_on_corpus(
@@ -514,6 +522,16 @@ pub fn evaluate_on_corpus(
     model: String,
 ) -> Result<CorpusEvaluation, String> {
     let held_out = evaluate(classifier.as_ref(), &corpus.subset(&corpus.test))?;
+    let mut upper_chest = Vec::new();
+    for share in UPPER_CHEST_SHARES {
+        let films: Vec<Prepared> = corpus
+            .test
+            .iter()
+            .filter_map(|&i| corpus.prepared[i].detail.as_ref())
+            .map(|d| Prepared::new(&d.top(share), Class::Frontal))
+            .collect();
+        upper_chest.push((share, evaluate(classifier.as_ref(), &films)?));
+    }
     let expected = crate::dataset::expected_by_path(&corpus.root).map_err(|e| e.to_string())?;
     let triage = crate::Triage::with_classifier(crate::RuleConfig::default(), classifier, model);
     let mut files = Vec::new();
@@ -546,6 +564,7 @@ pub fn evaluate_on_corpus(
             .map(|&i| corpus.examples[i].path.clone())
             .collect(),
         dicom,
+        upper_chest,
     })
 }
 
@@ -623,6 +642,28 @@ pub fn report(ev: &CorpusEvaluation, how: &str) -> String {
     }
     s.push_str(&confusion_table(&held.confusion));
     s.push_str(&mistakes(held, &ev.held_out_paths));
+    if !ev.upper_chest.is_empty() {
+        s.push_str(
+            "\n## Films of the upper chest, held out\n\nThe top of each held-out frontal \
+             radiograph, full width (the heart's apex, the diaphragm and the gastric bubble \
+             cut off as the share shrinks), judged as above: as stored and inverted for the \
+             class, in each of the 8 orientations for the orientation. No goal; it shows how \
+             far the orientation holds when the lower chest is out of the field.\n\n\
+             | top of each | valid / outlier | orientation |\n|---|---|---|\n",
+        );
+        for (share, e) in &ev.upper_chest {
+            s.push_str(&format!(
+                "| {:.0}% | {:.1}% ({} of {}) | {:.1}% ({} of {}) |\n",
+                share * 100.0,
+                e.valid_accuracy() * 100.0,
+                e.valid_right,
+                e.valid_total,
+                e.orientation_accuracy() * 100.0,
+                e.orientation_right,
+                e.orientation_total
+            ));
+        }
+    }
     // Every DICOM file.
     let mut conf = [[0u32; 4]; 4];
     for f in &ev.dicom {
@@ -767,6 +808,49 @@ fn confusion_table(conf: &[[u32; 4]; 4]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_report_gives_the_films_of_the_upper_chest_each_share_a_row() {
+        let held = Evaluation {
+            confusion: [[4, 0, 0, 0], [0, 1, 0, 0], [0, 0, 3, 0], [0, 0, 0, 4]],
+            orientation_right: 36,
+            orientation_total: 40,
+            valid_right: 12,
+            valid_total: 12,
+            ..Default::default()
+        };
+        let top = |right| Evaluation {
+            orientation_right: right,
+            orientation_total: 32,
+            valid_right: 7,
+            valid_total: 8,
+            ..Default::default()
+        };
+        let mut ev = CorpusEvaluation {
+            train_examples: 30,
+            test_examples: 8,
+            held_out: held,
+            held_out_paths: Vec::new(),
+            dicom: Vec::new(),
+            upper_chest: vec![(0.5, top(8)), (0.7, top(30))],
+        };
+        let md = report(&ev, "how");
+        assert!(md.contains("## Films of the upper chest, held out"), "{md}");
+        assert!(
+            md.contains("| 50% | 87.5% (7 of 8) | 25.0% (8 of 32) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 70% | 87.5% (7 of 8) | 93.8% (30 of 32) |"),
+            "{md}"
+        );
+        // The section comes after the held-out mistakes and before the DICOM files.
+        let at = |s: &str| md.find(s).unwrap();
+        assert!(at("Each held-out case") < at("upper chest, held out"));
+        assert!(at("upper chest, held out") < at("## Every file under"));
+        ev.upper_chest.clear();
+        assert!(!report(&ev, "how").contains("upper chest"));
+    }
 
     fn picture(seed: u64, class: Class) -> Prepared {
         let mut rng = Rng::new(seed);

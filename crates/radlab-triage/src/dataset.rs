@@ -243,6 +243,43 @@ pub fn split_by_group(
     (train, test)
 }
 
+/// Each example's fold of `k` (0 to k - 1) for cross-validation by family: all of a group's
+/// examples in one fold. Stratum by stratum, the groups, in the order of their hash, are
+/// dealt each to the fold that holds the fewest examples so far (of those, the first from
+/// where the deal stands, which moves on by one each group, from one stratum to the next):
+/// every fold gets its share of each kind of image, small strata do not all start at fold 0,
+/// and a family of many images (one source image in several encodings) does not leave the
+/// folds' sizes far apart. Deterministic, as [`split_by_group`]. `k` of 0 is taken as 1.
+pub fn folds_by_group(examples: &[Example], k: usize, seed: u64) -> Vec<usize> {
+    let k = k.max(1);
+    let mut first: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut size: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in examples {
+        first.entry(e.group.as_str()).or_insert(e.stratum.as_str());
+        *size.entry(e.group.as_str()).or_default() += 1;
+    }
+    let mut strata: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (group, stratum) in &first {
+        strata.entry(stratum).or_default().push(group);
+    }
+    let mut fold_of: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut held = vec![0usize; k];
+    let mut next = 0usize;
+    for groups in strata.values_mut() {
+        groups.sort_by_key(|g| (fnv1a(seed, g), *g));
+        for g in groups.iter() {
+            let fold = (0..k)
+                .map(|i| (next + i) % k)
+                .min_by_key(|&f| held[f])
+                .unwrap_or(0);
+            held[fold] += size[g];
+            fold_of.insert(g, fold);
+            next += 1;
+        }
+    }
+    examples.iter().map(|e| fold_of[e.group.as_str()]).collect()
+}
+
 /// FNV-1a over the seed's bytes then the text: a stable hash (no per-process key).
 fn fnv1a(seed: u64, text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -315,6 +352,70 @@ mod tests {
             (train.clone(), test.clone())
         );
         assert_ne!(split_by_group(&examples, 0.2, 8).1, test);
+    }
+
+    #[test]
+    fn folds_keep_each_patient_whole_and_share_out_each_source() {
+        let mut examples = Vec::new();
+        for p in 0..23 {
+            for k in 0..2 {
+                examples.push(ex(
+                    &format!("f{p}-{k}"),
+                    Class::Frontal,
+                    &format!("patient{p}"),
+                    "png/cxr frontal_cxr",
+                ));
+            }
+        }
+        for p in 0..4 {
+            examples.push(ex(
+                &format!("ct{p}"),
+                Class::Other,
+                &format!("ct{p}"),
+                "ct ct",
+            ));
+        }
+        // One source image in 8 encodings: one family of 8.
+        for k in 0..8 {
+            examples.push(ex(
+                &format!("enc{k}"),
+                Class::Frontal,
+                "source",
+                "dicom/cxr frontal_cxr",
+            ));
+        }
+        let folds = folds_by_group(&examples, 5, 3);
+        assert_eq!(folds.len(), examples.len());
+        let mut fold_of: BTreeMap<&str, usize> = BTreeMap::new();
+        for (e, &f) in examples.iter().zip(&folds) {
+            assert!(f < 5);
+            // A patient's images never straddle two folds.
+            assert_eq!(
+                *fold_of.entry(e.group.as_str()).or_insert(f),
+                f,
+                "{}",
+                e.group
+            );
+        }
+        // The 4 CT patients (the first stratum) go to 4 different folds, the family of 8 (the
+        // next) to the fifth, still empty; the 23 patients of 2 images then even the folds
+        // out: 58 examples, no fold more than one patient (2) from another.
+        let sizes: Vec<usize> = (0..5)
+            .map(|f| folds.iter().filter(|&&v| v == f).count())
+            .collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 58);
+        let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+        assert!(hi - lo <= 2, "fold sizes {sizes:?}");
+        assert_eq!(fold_of["source"], 4);
+        let ct: BTreeSet<usize> = fold_of
+            .iter()
+            .filter(|(g, _)| g.starts_with("ct"))
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(ct.len(), 4);
+        assert_eq!(folds_by_group(&examples, 5, 3), folds);
+        assert_ne!(folds_by_group(&examples, 5, 4), folds);
+        assert!(folds_by_group(&examples, 0, 3).iter().all(|&f| f == 0));
     }
 
     #[test]

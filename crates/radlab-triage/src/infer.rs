@@ -90,31 +90,16 @@ impl Forward {
             // Every element of conv is written by gemm (it does not read it).
             let conv = grown(conv, b.cout * hw);
             // conv [cout, hw] = weight [cout, cin*9] x cols [cin*9, hw]
-            // SAFETY: the three buffers are exactly m x k, k x n and m x n with the strides
-            // given, and do not overlap.
-            unsafe {
-                gemm::gemm(
-                    b.cout,
-                    hw,
-                    b.cin * 9,
-                    conv.as_mut_ptr(),
-                    1,
-                    hw as isize,
-                    false,
-                    b.weight.as_ptr(),
-                    1,
-                    (b.cin * 9) as isize,
-                    cols.as_ptr(),
-                    1,
-                    hw as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
+            crate::conv::product(
+                b.cout,
+                hw,
+                b.cin * 9,
+                conv,
+                &b.weight,
+                (b.cin * 9, 1),
+                cols,
+                (hw, 1),
+            );
             bias_relu_pool(conv, &b.bias, side, next);
             std::mem::swap(x, next);
             side /= 2;
@@ -159,7 +144,7 @@ fn grown(buf: &mut Vec<f32>, n: usize) -> &mut [f32] {
 /// matrix, row c * 9 + ky * 3 + kx; every element of `cols` is written. Each copy is one
 /// block move of the rows it keeps (a shift by one for kx 0 and 2, the column it wraps into
 /// zeroed after), not one move per row.
-fn im2col(x: &[f32], c: usize, side: usize, cols: &mut [f32]) {
+pub(crate) fn im2col(x: &[f32], c: usize, side: usize, cols: &mut [f32]) {
     let hw = side * side;
     for ch in 0..c {
         let plane = &x[ch * hw..(ch + 1) * hw];

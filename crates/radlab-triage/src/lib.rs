@@ -10,6 +10,7 @@
 //! [`Triage`] runs both on a file or a blob; its [`Verdict`] says the class, the probability,
 //! the orientation, whether the image is valid, and why not.
 
+pub mod conv;
 pub mod dataset;
 pub mod infer;
 pub mod laterality;

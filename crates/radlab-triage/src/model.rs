@@ -592,7 +592,8 @@ impl Net {
     }
 
     /// Logits [N, 12] for a batch [N, 1, S, S], for inference through candle (normalisation
-    /// folded first); [`Net::inference`] is the faster path triage uses.
+    /// folded first) with candle's own `conv2d`, a reference independent of [`conv3x3`];
+    /// [`Net::inference`] is the faster path triage uses.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if self.norms.is_some() {
             return self.folded()?.forward(x);
@@ -600,7 +601,8 @@ impl Net {
         let mut x = x.clone();
         for (w, b) in &self.convs {
             let c = w.dims()[0];
-            x = conv3x3(&x, w.as_tensor())?
+            x = x
+                .conv2d(w.as_tensor(), 1, 1, 1, 1)?
                 .broadcast_add(&b.as_tensor().reshape((1, c, 1, 1))?)?
                 .relu()?
                 .max_pool2d(2)?;
@@ -772,10 +774,10 @@ fn composition() -> &'static [[usize; 8]; 8] {
     })
 }
 
-/// A 3 x 3 convolution, padding 1, stride 1, no bias. x [N, C, H, W], w [O, C, 3, 3] ->
-/// [N, O, H, W].
+/// A 3 x 3 convolution, padding 1, stride 1, no bias. x [N, C, H, H], w [O, C, 3, 3] ->
+/// [N, O, H, H], with a backward pass of matrix products ([`crate::conv`]).
 pub fn conv3x3(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    x.conv2d(w, 1, 1, 1, 1)
+    crate::conv::conv3x3(x, w)
 }
 
 /// A batch tensor [N, 1, S, S] of square inputs (S from the first input's length).

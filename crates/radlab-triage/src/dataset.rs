@@ -245,11 +245,11 @@ pub fn split_by_group(
 
 /// Each example's fold of `k` (0 to k - 1) for cross-validation by family: all of a group's
 /// examples in one fold. Stratum by stratum, the groups, in the order of their hash, are
-/// dealt each to the fold that holds the fewest examples so far (of those, the first from
-/// where the deal stands, which moves on by one each group, from one stratum to the next):
-/// every fold gets its share of each kind of image, small strata do not all start at fold 0,
-/// and a family of many images (one source image in several encodings) does not leave the
-/// folds' sizes far apart. Deterministic, as [`split_by_group`]. `k` of 0 is taken as 1.
+/// dealt each to a fold holding the fewest of that stratum's groups so far (so every fold
+/// gets its share of each kind of image, whatever the folds held before); among those, the
+/// one holding the fewest examples (so a family of many images, one source image in several
+/// encodings, does not leave the folds' sizes far apart), then the first from where the deal
+/// stands, which moves on by one each group (so small strata do not all start at fold 0). Deterministic, as [`split_by_group`]. `k` of 0 is taken as 1.
 pub fn folds_by_group(examples: &[Example], k: usize, seed: u64) -> Vec<usize> {
     let k = k.max(1);
     let mut first: BTreeMap<&str, &str> = BTreeMap::new();
@@ -267,11 +267,13 @@ pub fn folds_by_group(examples: &[Example], k: usize, seed: u64) -> Vec<usize> {
     let mut next = 0usize;
     for groups in strata.values_mut() {
         groups.sort_by_key(|g| (fnv1a(seed, g), *g));
+        let mut dealt = vec![0usize; k];
         for g in groups.iter() {
             let fold = (0..k)
                 .map(|i| (next + i) % k)
-                .min_by_key(|&f| held[f])
+                .min_by_key(|&f| (dealt[f], held[f]))
                 .unwrap_or(0);
+            dealt[fold] += 1;
             held[fold] += size[g];
             fold_of.insert(g, fold);
             next += 1;
@@ -398,15 +400,23 @@ mod tests {
             );
         }
         // The 4 CT patients (the first stratum) go to 4 different folds, the family of 8 (the
-        // next) to the fifth, still empty; the 23 patients of 2 images then even the folds
-        // out: 58 examples, no fold more than one patient (2) from another.
+        // next) to the fifth, still empty; the folds are then uneven (1, 1, 1, 1, 8), and the
+        // 23 patients are still shared out, 4 or 5 a fold, not piled into the smaller folds;
+        // among folds of as many patients, the smaller ones take the fifth: 58 examples, no
+        // fold more than the family of 8 from another.
+        assert_eq!(fold_of["source"], 4);
+        for f in 0..5 {
+            let patients = fold_of
+                .iter()
+                .filter(|(g, v)| g.starts_with("patient") && **v == f)
+                .count();
+            assert!((4..=5).contains(&patients), "fold {f}: {patients} patients");
+        }
         let sizes: Vec<usize> = (0..5)
             .map(|f| folds.iter().filter(|&&v| v == f).count())
             .collect();
         assert_eq!(sizes.iter().sum::<usize>(), 58);
-        let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
-        assert!(hi - lo <= 2, "fold sizes {sizes:?}");
-        assert_eq!(fold_of["source"], 4);
+        assert_eq!(sizes[4], 8 + 2 * 4, "fold sizes {sizes:?}");
         let ct: BTreeSet<usize> = fold_of
             .iter()
             .filter(|(g, _)| g.starts_with("ct"))

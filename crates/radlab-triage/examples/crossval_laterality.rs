@@ -4,7 +4,9 @@
 //! trains it on the other folds, then asked the side of each of the fold's radiographs,
 //! whole and cut to its top 50, 60 and 70% (films of the upper chest). Judges a change to
 //! the network's design without looking at the held-out fifth (the default, `train`).
-//! `cargo run --release -p radlab-triage --example crossval_laterality -- CORPUS FOLDS [EPOCHS] [train|all]`
+//! With SEEDS above 1, each fold trains that many networks (seeds counting up from
+//! `radlab triage train`'s), and each is judged alone, then their mean as one (an ensemble).
+//! `cargo run --release -p radlab-triage --example crossval_laterality -- CORPUS FOLDS [EPOCHS] [train|all] [SEEDS]`
 use radlab_triage::dataset::{Class, folds_by_group};
 use radlab_triage::laterality::{self, sides};
 use radlab_triage::model::LATERALITY;
@@ -13,7 +15,7 @@ use radlab_triage::train::{Corpus, TrainConfig, UPPER_CHEST_SHARES};
 fn main() {
     let a: Vec<String> = std::env::args().collect();
     if a.len() < 3 {
-        eprintln!("usage: crossval_laterality CORPUS FOLDS [EPOCHS] [train|all]");
+        eprintln!("usage: crossval_laterality CORPUS FOLDS [EPOCHS] [train|all] [SEEDS]");
         std::process::exit(2);
     }
     let folds: usize = a[2].parse().expect("FOLDS: a number");
@@ -24,6 +26,7 @@ fn main() {
         ..Default::default()
     };
     let whole = a.get(4).is_some_and(|p| p == "all");
+    let seeds: usize = a.get(5).map_or(1, |s| s.parse().expect("SEEDS: a number"));
     let t = std::time::Instant::now();
     let corpus = Corpus::load(std::path::Path::new(&a[1]), config.seed).expect("the corpus");
     let part: Vec<usize> = if whole {
@@ -42,13 +45,15 @@ fn main() {
         .collect();
     let fold_of = folds_by_group(&examples, folds, config.seed);
     println!(
-        "{} frontal radiographs of the {} part, {folds} folds by patient, {} epochs",
+        "{} frontal radiographs of the {} part, {folds} folds by patient, {} epochs, {seeds} seed(s)",
         frontal.len(),
         if whole { "whole corpus" } else { "training" },
         config.epochs
     );
     let shares: Vec<f64> = std::iter::once(1.0).chain(UPPER_CHEST_SHARES).collect();
-    let mut right = vec![0usize; shares.len()];
+    // Judges: each seed alone, then (with more than one) their mean.
+    let judges = if seeds > 1 { seeds + 1 } else { 1 };
+    let mut right = vec![vec![0usize; shares.len()]; judges];
     for f in 0..folds {
         let learn: Vec<usize> = frontal
             .iter()
@@ -62,11 +67,20 @@ fn main() {
             .filter(|(_, k)| **k == f)
             .map(|(i, _)| *i)
             .collect();
-        let net = laterality::train(&corpus.subset(&learn), &config, &mut |_, _| {})
-            .and_then(|n| n.to_safetensors())
-            .expect("training");
-        let model = laterality::Builtin::from_safetensors(radlab_triage::BUILTIN_WEIGHTS, &net)
-            .expect("the weights");
+        let learned = corpus.subset(&learn);
+        let models: Vec<_> = (0..seeds)
+            .map(|s| {
+                let config = TrainConfig {
+                    seed: config.seed + s as u64,
+                    ..config
+                };
+                let net = laterality::train(&learned, &config, &mut |_, _| {})
+                    .and_then(|n| n.to_safetensors())
+                    .expect("training");
+                laterality::Builtin::from_safetensors(radlab_triage::BUILTIN_WEIGHTS, &net)
+                    .expect("the weights")
+            })
+            .collect();
         let mut line = format!("fold {f}: {} learned, {} judged", learn.len(), judge.len());
         for (s, &share) in shares.iter().enumerate() {
             let uprights: Vec<_> = judge
@@ -74,30 +88,56 @@ fn main() {
                 .filter_map(|&i| corpus.prepared[i].detail.as_ref())
                 .map(|d| d.top(share).scaled_to_fit(LATERALITY.side))
                 .collect();
-            let got = sides(&model.laterality, &uprights).expect("sides");
-            let mut ok = 0;
-            for (&i, (p, q)) in judge.iter().zip(&got) {
-                if *p < 0.5 && *q > 0.5 {
-                    ok += 1;
-                } else if share == 1.0 {
-                    println!(
-                        "  wrong: {} p(mirrored) {p:.3}, mirrored {q:.3}",
-                        corpus.examples[i].path
-                    );
+            // p(mirrored) of each radiograph as stored, by each network.
+            let each: Vec<Vec<f32>> = models
+                .iter()
+                .map(|m| {
+                    sides(&m.laterality, &uprights)
+                        .expect("sides")
+                        .into_iter()
+                        .map(|(p, _)| p)
+                        .collect()
+                })
+                .collect();
+            let mut by: Vec<Vec<f32>> = each.clone();
+            if seeds > 1 {
+                by.push(
+                    (0..judge.len())
+                        .map(|k| each.iter().map(|e| e[k]).sum::<f32>() / seeds as f32)
+                        .collect(),
+                );
+            }
+            for (j, ps) in by.iter().enumerate() {
+                let mut ok = 0;
+                for (&i, &p) in judge.iter().zip(ps) {
+                    if p < 0.5 {
+                        ok += 1;
+                    } else if share == 1.0 && j + 1 == by.len() {
+                        println!("  wrong: {} p(mirrored) {p:.3}", corpus.examples[i].path);
+                    }
+                }
+                right[j][s] += ok;
+                if j + 1 == by.len() {
+                    line += &format!("; top {:.0}%: {ok}", share * 100.0);
                 }
             }
-            right[s] += ok;
-            line += &format!("; top {:.0}%: {ok}", share * 100.0);
         }
         println!("{line} ({:.0} s)", t.elapsed().as_secs_f64());
     }
-    for (s, share) in shares.iter().enumerate() {
-        println!(
-            "pooled, top {:.0}%: {} of {} sides right ({:.1}%)",
-            share * 100.0,
-            right[s],
-            frontal.len(),
-            100.0 * right[s] as f64 / frontal.len().max(1) as f64
-        );
+    for (j, right) in right.iter().enumerate() {
+        let who = if j < seeds {
+            format!("seed {}", config.seed + j as u64)
+        } else {
+            format!("mean of {seeds} seeds")
+        };
+        for (s, share) in shares.iter().enumerate() {
+            println!(
+                "pooled, {who}, top {:.0}%: {} of {} sides right ({:.1}%)",
+                share * 100.0,
+                right[s],
+                frontal.len(),
+                100.0 * right[s] as f64 / frontal.len().max(1) as f64
+            );
+        }
     }
 }

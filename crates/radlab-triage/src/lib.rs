@@ -15,6 +15,7 @@ pub mod dataset;
 pub mod infer;
 pub mod laterality;
 pub mod model;
+pub mod norm;
 pub mod onnx;
 pub mod preprocess;
 pub mod rules;

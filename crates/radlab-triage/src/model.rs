@@ -34,6 +34,7 @@ use candle_core::{D, DType, Device, Tensor, Var};
 
 use crate::dataset::Class;
 use crate::infer::Forward;
+use crate::norm::norm_relu_pool;
 use crate::preprocess::{Grey, Orientation};
 
 /// The network's input side, in pixels.
@@ -553,7 +554,9 @@ impl Net {
     }
 
     /// Logits [N, 12] for a batch [N, 1, S, S]; while training (`train`), batch statistics
-    /// normalise each block and the running statistics move toward them.
+    /// normalise each block and the running statistics move toward them. Only the training
+    /// path is for gradients: the others pool through candle's `max_pool2d`, whose gradient
+    /// is a quarter of the true one ([`crate::norm`]).
     pub fn forward_t(&mut self, x: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let mut x = x.clone();
         for i in 0..self.convs.len() {
@@ -561,30 +564,38 @@ impl Net {
             let c = w.dims()[0];
             x = conv3x3(&x, w.as_tensor())?;
             x = match self.norms.as_mut() {
-                Some(norms) => {
+                Some(norms) if train => {
+                    // Batch statistics normalise the block ([`norm_relu_pool`], one operation
+                    // with its ReLU and pooling); the running statistics move toward them.
                     let n = &mut norms[i];
-                    let (mean, var) = if train {
-                        // [N, C, H, W] -> [C, N*H*W]
-                        let flat = x.transpose(0, 1)?.flatten_from(1)?;
-                        let count = flat.dims()[1] as f64;
-                        let mean = flat.mean_keepdim(1)?;
-                        let var = flat.broadcast_sub(&mean)?.sqr()?.mean_keepdim(1)?;
-                        let (m, v) = (mean.flatten_all()?, var.flatten_all()?);
-                        n.mean = ((&n.mean * (1.0 - BN_MOMENTUM))? + (m.detach() * BN_MOMENTUM)?)?;
-                        n.var = ((&n.var * (1.0 - BN_MOMENTUM))?
-                            + (v.detach() * (BN_MOMENTUM * count / (count - 1.0).max(1.0)))?)?;
-                        (m, v)
-                    } else {
-                        (n.mean.clone(), n.var.clone())
-                    };
-                    let scale = n.gamma.as_tensor().div(&var.affine(1.0, BN_EPS)?.sqrt()?)?;
-                    let shift = n.beta.as_tensor().sub(&(mean * &scale)?)?;
+                    let (b, _, h, w) = x.dims4()?;
+                    let count = (b * h * w) as f64;
+                    let (y, stats) =
+                        norm_relu_pool(&x, n.gamma.as_tensor(), n.beta.as_tensor(), BN_EPS)?;
+                    let m = Tensor::new(stats.mean.as_slice(), &Device::Cpu)?;
+                    let v = Tensor::new(stats.var.as_slice(), &Device::Cpu)?;
+                    n.mean = ((&n.mean * (1.0 - BN_MOMENTUM))? + (m * BN_MOMENTUM)?)?;
+                    n.var = ((&n.var * (1.0 - BN_MOMENTUM))?
+                        + (v * (BN_MOMENTUM * count / (count - 1.0).max(1.0)))?)?;
+                    y
+                }
+                Some(norms) => {
+                    let n = &norms[i];
+                    let scale = n
+                        .gamma
+                        .as_tensor()
+                        .div(&n.var.affine(1.0, BN_EPS)?.sqrt()?)?;
+                    let shift = n.beta.as_tensor().sub(&(&n.mean * &scale)?)?;
                     x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
                         .broadcast_add(&shift.reshape((1, c, 1, 1))?)?
+                        .relu()?
+                        .max_pool2d(2)?
                 }
-                None => x.broadcast_add(&b.as_tensor().reshape((1, c, 1, 1))?)?,
+                None => x
+                    .broadcast_add(&b.as_tensor().reshape((1, c, 1, 1))?)?
+                    .relu()?
+                    .max_pool2d(2)?,
             };
-            x = x.relu()?.max_pool2d(2)?;
         }
         x.flatten_from(1)?
             .matmul(&self.head_w.t()?)?

@@ -36,11 +36,16 @@ pub fn conv3x3(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
 
 struct Conv3x3;
 
-/// The f32 values of a contiguous tensor's storage.
-fn values<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
+/// The f32 values of a contiguous tensor's storage (an error naming the operation `op`
+/// otherwise); [`crate::norm`] uses it too.
+pub(crate) fn values<'a>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
     let (start, end) = l
         .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("conv3x3 wants contiguous tensors".into()))?;
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op} wants contiguous tensors")))?;
     Ok(&s.as_slice::<f32>()?[start..end])
 }
 
@@ -143,7 +148,7 @@ impl CustomOp2 for Conv3x3 {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, w) = (values(s1, l1)?, values(s2, l2)?);
+        let (x, w) = (values(s1, l1, "conv3x3")?, values(s2, l2, "conv3x3")?);
         let (n, c, side, o) = shapes(l1.dims(), l2.dims());
         let hw = side * side;
         let mut out = vec![0f32; n * o * hw];

@@ -21,6 +21,10 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
+use crate::conv::values;
+
+const NAME: &str = "norm_relu_pool";
+
 /// What a block's normalisation measured of its batch, per channel: the mean and the
 /// biased variance (the running statistics follow them).
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +60,7 @@ pub fn norm_relu_pool(
                 "norm_relu_pool runs on the CPU".into(),
             ));
         };
-        batch_stats(values(cpu, layout)?, n, c, h * w)
+        batch_stats(values(cpu, layout, NAME)?, n, c, h * w)
     };
     let inv_std = stats
         .var
@@ -102,14 +106,6 @@ struct NormReluPool {
     inv_std: Vec<f32>,
 }
 
-/// The f32 values of a contiguous tensor's storage.
-fn values<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let (start, end) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg("norm_relu_pool wants contiguous tensors".into()))?;
-    Ok(&s.as_slice::<f32>()?[start..end])
-}
-
 /// One channel's plane `[h, w]` normalised by `z = a x + b`: for each 2 x 2 window, the
 /// index in the plane of its first largest `z` and that `z`.
 fn windows(
@@ -142,7 +138,7 @@ impl NormReluPool {
 
 impl CustomOp3 for NormReluPool {
     fn name(&self) -> &'static str {
-        "norm_relu_pool"
+        NAME
     }
 
     fn cpu_fwd(
@@ -154,7 +150,11 @@ impl CustomOp3 for NormReluPool {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (x, gamma, beta) = (values(s1, l1)?, values(s2, l2)?, values(s3, l3)?);
+        let (x, gamma, beta) = (
+            values(s1, l1, NAME)?,
+            values(s2, l2, NAME)?,
+            values(s3, l3, NAME)?,
+        );
         let (n, c, h, w) = l1.shape().dims4()?;
         let (ho, wo) = (h / 2, w / 2);
         let mut out = vec![0f32; n * c * ho * wo];
